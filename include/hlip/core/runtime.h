@@ -1,0 +1,49 @@
+#pragma once
+// What hlip runs on: LibTorch build, BLAS library, threads and accelerators.
+//
+//   hlip::configure_threads(0);            // all cores, for LibTorch and OpenBLAS alike
+//   auto info = hlip::runtime_info();      // for `hlip version` and run folders
+
+#include <string>
+#include <vector>
+
+namespace hlip {
+
+struct BlasInfo {
+  std::string library_path;  // the shared object that provides sgemm_, with links resolved
+  std::string name;          // "OpenBLAS", "reference (netlib)", "MKL", "BLIS", ... or "unknown"
+  std::string config;        // OpenBLAS's own build description when available
+  int threads = 0;           // OpenBLAS's thread count, 0 when the library does not say
+};
+
+struct CudaDevice {
+  int index = 0;
+  std::string name;
+  double memory_gib = 0.0;
+};
+
+struct RuntimeInfo {
+  std::string hlip_version;
+  std::string torch_version;
+  bool torch_has_cuda = false;  // built with CUDA (the LibTorch may still see no device)
+  std::vector<CudaDevice> cuda_devices;
+  BlasInfo blas;
+  int intra_op_threads = 0;
+  int hardware_threads = 0;
+  std::string parallel_backend;  // "OpenMP", "native", ...
+  bool fused_attention = false;  // at::scaled_dot_product_attention with fused kernels (LibTorch >= 2.0)
+  bool gloo = false;             // c10d Gloo compiled in
+};
+
+// Number of logical CPUs this process may use (respects affinity masks and cgroup CPU sets).
+int hardware_threads();
+
+// Sets LibTorch's intra-op threads and OpenBLAS's threads to `threads` (0 = all usable cores).
+// LibTorch 1.13 defaults to half the cores and pthread OpenBLAS ignores LibTorch's setting, so hlip sets
+// both.
+void configure_threads(int threads);
+
+BlasInfo blas_info();
+RuntimeInfo runtime_info();
+
+}  // namespace hlip

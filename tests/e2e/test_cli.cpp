@@ -1,0 +1,82 @@
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.h"
+
+namespace hlip::test {
+namespace {
+
+const char* const kSubcommands[] = {"version", "doctor"};
+
+TEST(Cli, HelpListsEverySubcommand) {
+  const auto result = run_hlip("--help");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  for (const char* name : kSubcommands)
+    EXPECT_NE(result.out.find(name), std::string::npos) << name;
+}
+
+TEST(Cli, EverySubcommandHasHelp) {
+  for (const char* name : kSubcommands) {
+    const auto result = run_hlip(std::string(name) + " --help");
+    EXPECT_EQ(result.exit_code, 0) << name << ": " << result.err;
+    EXPECT_NE(result.out.find("Usage"), std::string::npos) << name;
+  }
+}
+
+TEST(Cli, UnknownSubcommandIsAUsageError) {
+  const auto result = run_hlip("frobnicate");
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.err.find("hlip: error:"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("frobnicate"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("usage:"), std::string::npos) << result.err;
+  EXPECT_EQ(count_lines(result.err), 2) << result.err;
+}
+
+TEST(Cli, BadFlagIsAUsageError) {
+  const auto result = run_hlip("doctor --no-such-flag");
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.err.find("--no-such-flag"), std::string::npos) << result.err;
+}
+
+TEST(Cli, BadFlagValueIsAUsageError) {
+  const auto result = run_hlip("--threads -3 version");
+  EXPECT_EQ(result.exit_code, 2) << result.out;
+  EXPECT_NE(result.err.find("hlip: error:"), std::string::npos) << result.err;
+}
+
+TEST(Cli, NoSubcommandIsAUsageError) {
+  const auto result = run_hlip("");
+  EXPECT_EQ(result.exit_code, 2);
+}
+
+TEST(Cli, VersionNamesLibTorchAndBlas) {
+  const auto result = run_hlip("version");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("LibTorch"), std::string::npos);
+  EXPECT_NE(result.out.find("BLAS"), std::string::npos);
+}
+
+TEST(Cli, ThreadsFlagReachesLibTorch) {
+  const auto result = run_hlip("--threads 1 version --json");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(nlohmann::json::parse(result.out).at("threads").get<int>(), 1);
+  const auto after = run_hlip("version --json --threads 1");
+  ASSERT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_EQ(nlohmann::json::parse(after.out).at("threads").get<int>(), 1);
+}
+
+TEST(Cli, DoctorJsonHasTheDocumentedKeys) {
+  const auto result = run_hlip("doctor --json --gemm-size 256 --seconds 0.05");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto json = nlohmann::json::parse(result.out);
+  for (const char* key :
+       {"torch_version", "blas", "threads", "cuda", "gemm_fp32_gflops", "gemm_bf16_gflops", "gloo"}) {
+    EXPECT_TRUE(json.contains(key)) << key;
+  }
+  EXPECT_GT(json["gemm_fp32_gflops"].get<double>(), 0.0);
+  EXPECT_GT(json["gemm_bf16_gflops"].get<double>(), 0.0);
+}
+
+}  // namespace
+}  // namespace hlip::test

@@ -1,0 +1,26 @@
+#pragma once
+// A subcommand of the `hlip` tool. Each one declares its flags on its CLI11 sub-app and returns the function
+// that runs it once the command line is parsed; commands.cpp lists them all, in the order `--help` shows.
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace hlip::cli {
+
+using Runner = std::function<int()>;
+
+struct Command {
+  std::string name;
+  std::string description;
+  std::function<Runner(CLI::App&)> declare;
+};
+
+const std::vector<Command>& all_commands();
+
+Command version_command();
+Command doctor_command();
+
+}  // namespace hlip::cli

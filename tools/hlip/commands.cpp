@@ -1,0 +1,13 @@
+#include "command.h"
+
+namespace hlip::cli {
+
+const std::vector<Command>& all_commands() {
+  static const std::vector<Command> commands{
+      version_command(),
+      doctor_command(),
+  };
+  return commands;
+}
+
+}  // namespace hlip::cli

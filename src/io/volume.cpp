@@ -1,0 +1,54 @@
+#include "hlip/io/volume.h"
+
+#include <fmt/format.h>
+
+#include <utility>
+
+#include "hlip/core/error.h"
+#include "hlip/io/nifti.h"
+#include "hlip/io/npy.h"
+
+namespace hlip::io {
+
+Affine identity_affine() {
+  Affine a{};
+  for (int i = 0; i < 4; ++i)
+    a[i][i] = 1.0;
+  return a;
+}
+
+std::array<double, 3> voxel_to_world(const Affine& affine, double i, double j, double k) {
+  std::array<double, 3> xyz{};
+  for (int r = 0; r < 3; ++r)
+    xyz[r] = affine[r][0] * i + affine[r][1] * j + affine[r][2] * k + affine[r][3];
+  return xyz;
+}
+
+Volume volume_from_tensor(at::Tensor data, std::array<double, 3> spacing_mm, std::string source_path) {
+  if (data.dim() != 3) {
+    throw Error(fmt::format("{}: expected a 3D array [I, J, K], got {} dims", source_path, data.dim()));
+  }
+  Volume volume;
+  for (int a = 0; a < 3; ++a) {
+    volume.dims[a] = data.size(a);
+    volume.spacing_mm[a] = spacing_mm[a];
+    volume.affine[a][a] = spacing_mm[a];
+  }
+  volume.stored_dtype = data.scalar_type();
+  volume.data = std::move(data);
+  volume.source_path = std::move(source_path);
+  return volume;
+}
+
+Volume read_volume(const std::string& path, int64_t volume, VoxelValues values) {
+  const std::string suffix = ".npy";
+  if (path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    return read_npy_volume(path, volume, values);
+  }
+  NiftiReadOptions options;
+  options.volume = volume;
+  options.values = values;
+  return read_nifti(path, options);
+}
+
+}  // namespace hlip::io

@@ -22,5 +22,7 @@ const std::vector<Command>& all_commands();
 
 Command version_command();
 Command doctor_command();
+Command inspect_command();
+Command synth_command();
 
 }  // namespace hlip::cli

@@ -6,6 +6,8 @@ const std::vector<Command>& all_commands() {
   static const std::vector<Command> commands{
       version_command(),
       doctor_command(),
+      inspect_command(),
+      synth_command(),
   };
   return commands;
 }

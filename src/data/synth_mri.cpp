@@ -1,0 +1,570 @@
+// The procedural brain MRI of `hlip synth`: anatomy, findings and acquisition, all in world millimetres.
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "hlip/core/error.h"
+#include "hlip/data/random.h"
+#include "hlip/data/synth.h"
+#include "synth_reports.h"
+
+namespace hlip::data {
+namespace {
+
+using Vec3 = std::array<double, 3>;
+using Mat3 = std::array<Vec3, 3>;  // rows
+
+// Tissue and lesion components, in the order of the contrast table's columns.
+enum Component {
+  kScalp,
+  kBone,
+  kCsf,
+  kGrey,
+  kWhite,
+  kEdema,
+  kSolid,
+  kNecrosis,
+  kEnhancing,
+  kMeningioma,
+  kInfarct,
+  kComponents
+};
+
+// Relative signal of each component per sequence; lesion components replace the tissue under them.
+struct Contrast {
+  const char* sequence;
+  std::array<double, kComponents> signal;
+};
+const Contrast kContrasts[] = {
+    //         scalp bone  csf   grey  white edema solid necro enh   menin infarct
+    {"T1", {0.90, 0.05, 0.15, 0.55, 0.80, 0.45, 0.42, 0.20, 0.50, 0.55, 0.45}},
+    {"T2", {0.60, 0.05, 1.00, 0.60, 0.45, 0.85, 0.80, 0.92, 0.70, 0.60, 0.75}},
+    {"FLAIR", {0.70, 0.05, 0.05, 0.60, 0.50, 0.88, 0.82, 0.70, 0.75, 0.62, 0.86}},
+    {"T1c", {0.90, 0.05, 0.15, 0.57, 0.82, 0.45, 0.48, 0.20, 1.30, 1.25, 0.45}},
+    {"DWI", {0.20, 0.02, 0.08, 0.55, 0.50, 0.55, 0.68, 0.30, 0.70, 0.60, 1.45}},
+};
+
+const Contrast& contrast_of(const std::string& sequence) {
+  for (const auto& contrast : kContrasts) {
+    if (sequence == contrast.sequence) return contrast;
+  }
+  throw Error(fmt::format("synth: unknown sequence \"{}\"", sequence));
+}
+
+Mat3 rotation(double yaw, double pitch, double roll) {
+  const double cy = std::cos(yaw), sy = std::sin(yaw), cp = std::cos(pitch), sp = std::sin(pitch);
+  const double cr = std::cos(roll), sr = std::sin(roll);
+  // R = Rz(yaw) · Rx(pitch) · Ry(roll)
+  const Mat3 rz{{{cy, -sy, 0}, {sy, cy, 0}, {0, 0, 1}}};
+  const Mat3 rx{{{1, 0, 0}, {0, cp, -sp}, {0, sp, cp}}};
+  const Mat3 ry{{{cr, 0, sr}, {0, 1, 0}, {-sr, 0, cr}}};
+  auto mul = [](const Mat3& a, const Mat3& b) {
+    Mat3 c{};
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j)
+        for (int k = 0; k < 3; ++k)
+          c[i][j] += a[i][k] * b[k][j];
+    return c;
+  };
+  return mul(mul(rz, rx), ry);
+}
+
+// An ellipsoid in head coordinates: smooth inside-membership with a boundary `width_mm` wide.
+struct Ellipsoid {
+  Vec3 center{0, 0, 0};
+  Vec3 semi_axes{1, 1, 1};
+};
+
+at::Tensor axis(const at::Tensor& p, int i) {
+  return p.select(1, i);
+}
+
+// Approximate signed distance (mm) to the ellipsoid surface: (normalised radius − 1) · mean semi-axis.
+at::Tensor signed_distance(const at::Tensor& p, const Ellipsoid& e) {
+  at::Tensor r2 = at::zeros({p.size(0)}, p.options());
+  for (int i = 0; i < 3; ++i)
+    r2 = r2 + at::square((axis(p, i) - e.center[i]) / e.semi_axes[i]);
+  const double mean_axis = (e.semi_axes[0] + e.semi_axes[1] + e.semi_axes[2]) / 3.0;
+  return (at::sqrt(r2) - 1.0) * mean_axis;
+}
+
+at::Tensor inside(const at::Tensor& distance_mm, double width_mm = 0.8) {
+  return at::sigmoid(-distance_mm / width_mm);
+}
+
+// A lumpy blob: an ellipsoid whose surface is perturbed by a few random low-frequency waves.
+struct Blob {
+  Ellipsoid shape;
+  std::array<Vec3, 4> wave_directions{};
+  std::array<double, 4> wave_phases{};
+  double roughness_mm = 0;
+};
+
+at::Tensor blob_distance(const at::Tensor& p, const Blob& blob, double grow_mm = 0) {
+  at::Tensor d = signed_distance(p, blob.shape) - grow_mm;
+  for (size_t w = 0; w < blob.wave_directions.size(); ++w) {
+    at::Tensor projection = at::zeros({p.size(0)}, p.options());
+    for (int i = 0; i < 3; ++i)
+      projection = projection + (axis(p, i) - blob.shape.center[i]) * blob.wave_directions[w][i];
+    d = d + blob.roughness_mm * at::sin(projection * 0.25 + blob.wave_phases[w]);
+  }
+  return d;
+}
+
+Blob random_blob(Random& rng, const Vec3& center, double radius_mm, double roughness_mm) {
+  Blob blob;
+  blob.shape.center = center;
+  for (auto& a : blob.shape.semi_axes)
+    a = radius_mm * rng.uniform(0.8, 1.2);
+  for (auto& direction : blob.wave_directions) {
+    Vec3 v{rng.normal(), rng.normal(), rng.normal()};
+    const double n = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]) + 1e-9;
+    for (auto& x : v)
+      x /= n;
+    direction = v;
+  }
+  for (auto& phase : blob.wave_phases)
+    phase = rng.uniform(0, 2 * M_PI);
+  blob.roughness_mm = roughness_mm;
+  return blob;
+}
+
+// The head of one study: shape, size and position vary per study.
+struct Head {
+  Vec3 center{0, 0, 0};  // world mm
+  Mat3 rotation{};       // head → world
+  Ellipsoid scalp, skull, csf_space, brain, white;
+  Ellipsoid ventricles[2];
+  double gyral_amplitude_mm = 1.2;
+};
+
+Head random_head(Random& rng) {
+  Head head;
+  head.center = {rng.normal(0, 4), rng.normal(0, 6), rng.normal(0, 5)};
+  head.rotation = rotation(rng.normal(0, 0.08), rng.normal(0, 0.08), rng.normal(0, 0.04));
+  const double scale = rng.uniform(0.92, 1.08);
+  const Vec3 outer{72 * scale * rng.uniform(0.96, 1.04), 92 * scale * rng.uniform(0.96, 1.04),
+                   76 * scale * rng.uniform(0.96, 1.04)};
+  auto shrink = [&](double mm) {
+    return Ellipsoid{{0, 0, 0}, {outer[0] - mm, outer[1] - mm, outer[2] - mm}};
+  };
+  head.scalp = shrink(0);
+  head.skull = shrink(rng.uniform(4, 6));
+  head.csf_space = shrink(rng.uniform(10, 12));
+  head.brain = shrink(rng.uniform(12.5, 15));
+  head.white = shrink(rng.uniform(17, 19.5));
+  const double ventricle_scale = rng.uniform(0.7, 1.6);  // atrophy varies with age
+  for (int side = 0; side < 2; ++side) {
+    head.ventricles[side].center = {(side == 0 ? -1 : 1) * 8.0 * std::sqrt(ventricle_scale), 2, 10};
+    head.ventricles[side].semi_axes = {4.5 * ventricle_scale, 20 * std::sqrt(ventricle_scale),
+                                       8 * ventricle_scale};
+  }
+  head.gyral_amplitude_mm = rng.uniform(0.8, 1.6);
+  return head;
+}
+
+// Fractions [components, N] of every tissue at head-coordinate points p [N, 3].
+at::Tensor tissue_fractions(const Head& head, const at::Tensor& p) {
+  const at::Tensor in_scalp = inside(signed_distance(p, head.scalp));
+  const at::Tensor in_skull = inside(signed_distance(p, head.skull));
+  const at::Tensor in_csf = inside(signed_distance(p, head.csf_space));
+  // Gyri: the grey matter surface and the grey/white boundary fold with the same low-frequency pattern.
+  const at::Tensor folds = head.gyral_amplitude_mm * at::sin(axis(p, 0) * 0.35) * at::sin(axis(p, 1) * 0.3) *
+                           at::sin(axis(p, 2) * 0.32);
+  const at::Tensor in_brain = inside(signed_distance(p, head.brain) + folds);
+  const at::Tensor in_white = inside(signed_distance(p, head.white) + 1.5 * folds);
+  const at::Tensor in_ventricle = at::maximum(inside(signed_distance(p, head.ventricles[0])),
+                                              inside(signed_distance(p, head.ventricles[1])));
+  at::Tensor fractions = at::zeros({kComponents, p.size(0)}, p.options());
+  fractions[kScalp] = in_scalp - in_skull;
+  fractions[kBone] = in_skull - in_csf;
+  fractions[kCsf] = (in_csf - in_brain) + in_brain * in_ventricle;
+  fractions[kWhite] = in_white * (1 - in_ventricle);
+  fractions[kGrey] = (in_brain - in_white) * (1 - in_ventricle);
+  return fractions;
+}
+
+const std::vector<std::string> kLobes{"frontal", "parietal", "temporal", "occipital"};
+
+bool in_lobe(const std::string& lobe, const Vec3& p) {
+  const double y = p[1], z = p[2];
+  if (lobe == "frontal") return y > 12 && z > -10;
+  if (lobe == "parietal") return y <= 12 && y > -45 && z > 18;
+  if (lobe == "temporal") return y <= 12 && y > -45 && z <= 18 && z > -25 && std::abs(p[0]) > 30;
+  return y <= -45 && z > -15;  // occipital
+}
+
+bool in_ellipsoid(const Ellipsoid& e, const Vec3& p, double margin = 0) {
+  double r2 = 0;
+  for (int i = 0; i < 3; ++i)
+    r2 += std::pow((p[i] - e.center[i]) / (e.semi_axes[i] - margin), 2);
+  return r2 < 1;
+}
+
+// A point of the given lobe and side inside the white matter, `margin_mm` away from its boundary and the
+// ventricles (rejection sampling; the lobes are large enough that it ends quickly).
+Vec3 sample_point(Random& rng, const Head& head, const std::string& lobe, const std::string& side,
+                  double margin_mm) {
+  const double sign = side == "left" ? -1.0 : 1.0;  // RAS: +x is the subject's right
+  for (int attempt = 0; attempt < 10000; ++attempt) {
+    const Vec3 p{sign * rng.uniform(5, head.white.semi_axes[0]), rng.uniform(-1, 1) * head.white.semi_axes[1],
+                 rng.uniform(-1, 1) * head.white.semi_axes[2]};
+    if (!in_lobe(lobe, p) || !in_ellipsoid(head.white, p, margin_mm)) continue;
+    bool near_ventricle = false;
+    for (const auto& v : head.ventricles)
+      near_ventricle |=
+          in_ellipsoid({v.center, {v.semi_axes[0] + 6, v.semi_axes[1] + 6, v.semi_axes[2] + 6}}, p);
+    if (!near_ventricle) return p;
+  }
+  throw Error(fmt::format("synth: could not place a lesion in the {} {} lobe", side, lobe));
+}
+
+// Lesion fractions of one finding, written into `fractions` (which holds the normal tissues).
+struct LesionModel {
+  SynthFinding finding;
+  std::vector<Blob> cores;       // solid parts (glioma, metastases)
+  std::vector<double> edema_mm;  // edema extends this far around each core
+  std::vector<double> rim_mm;    // enhancing rim thickness (0: solid enhancement or none)
+  Blob meningioma;
+  Vec3 stroke_origin{0, 0, 0};
+  Vec3 stroke_direction{0, 0, 0};
+  double stroke_cos_half_angle = 1;
+  double stroke_reach_mm = 0;
+};
+
+LesionModel random_lesion(Random& rng, const Head& head, const std::string& diagnosis, SynthSize size) {
+  LesionModel model;
+  SynthFinding& f = model.finding;
+  f.type = diagnosis;
+  f.side = rng.bernoulli(0.5) ? "left" : "right";
+  const double sign = f.side == "left" ? -1.0 : 1.0;
+  const double min_scale = size == SynthSize::kSmall ? 1.4 : 1.0;  // small volumes have ~4 mm voxels
+  if (diagnosis == "glioma") {
+    f.lobe = rng.pick(kLobes);
+    const double radius = rng.uniform(8, 20);
+    model.cores.push_back(
+        random_blob(rng, sample_point(rng, head, f.lobe, f.side, radius * 0.5), radius, 1.5));
+    f.enhancing = rng.bernoulli(0.55);  // high grade: necrotic centre and enhancing rim
+    f.edema = true;
+    model.edema_mm.push_back(rng.uniform(5, 14));
+    model.rim_mm.push_back(f.enhancing ? rng.uniform(2.5, 4.5) : -1);
+    f.size_mm = 2 * radius;
+  } else if (diagnosis == "metastasis") {
+    f.count = rng.bernoulli(0.45) ? 1 : static_cast<int>(rng.integer(2, 4));
+    f.lobe = rng.pick(kLobes);
+    f.enhancing = true;
+    f.edema = true;
+    for (int i = 0; i < f.count; ++i) {
+      const std::string lobe = i == 0 ? f.lobe : rng.pick(kLobes);
+      const std::string side = i == 0 ? f.side : (rng.bernoulli(0.5) ? "left" : "right");
+      const double radius = rng.uniform(3.0 * min_scale, 8.0);
+      model.cores.push_back(random_blob(rng, sample_point(rng, head, lobe, side, 2), radius, 0.4));
+      model.edema_mm.push_back(radius * rng.uniform(0.8, 1.6));
+      model.rim_mm.push_back(radius > 7 ? 2.5 : 0.0);  // larger ones outgrow their supply: necrotic centre
+      f.size_mm = std::max(f.size_mm, 2 * radius);
+    }
+  } else if (diagnosis == "meningioma") {
+    f.lobe = rng.pick(kLobes);
+    // A point on the inner table of the skull above the lobe, reached along the direction of a lobe point.
+    const Vec3 anchor = sample_point(rng, head, f.lobe, f.side, 0);
+    const double n = std::sqrt(std::pow(anchor[0] / head.csf_space.semi_axes[0], 2) +
+                               std::pow(anchor[1] / head.csf_space.semi_axes[1], 2) +
+                               std::pow(anchor[2] / head.csf_space.semi_axes[2], 2));
+    const double radius = rng.uniform(8 * min_scale * 0.8, 18);
+    const Vec3 surface{anchor[0] / n, anchor[1] / n, anchor[2] / n};
+    const double depth = 0.55 * radius;
+    const double len = std::sqrt(surface[0] * surface[0] + surface[1] * surface[1] + surface[2] * surface[2]);
+    const Vec3 center{surface[0] * (1 - depth / len), surface[1] * (1 - depth / len),
+                      surface[2] * (1 - depth / len)};
+    model.meningioma = random_blob(rng, center, radius, 0.3);
+    f.enhancing = true;
+    f.size_mm = 2 * radius;
+  } else if (diagnosis == "stroke") {
+    const double pick = rng.uniform();
+    f.territory = pick < 0.6 ? "MCA" : pick < 0.8 ? "ACA" : "PCA";
+    model.stroke_origin = {sign * 12.0, 0, 8};
+    double azimuth = 0, elevation = 0;  // of the wedge's axis, in radians, for the right side
+    if (f.territory == "MCA") {
+      azimuth = rng.uniform(-0.35, 0.35);
+      elevation = rng.uniform(-0.1, 0.45);
+      f.lobe = azimuth > 0.1 ? "frontal" : elevation > 0.3 ? "parietal" : "temporal";
+    } else if (f.territory == "ACA") {
+      azimuth = rng.uniform(1.25, 1.45);
+      elevation = rng.uniform(0.35, 0.7);
+      f.lobe = "frontal";
+    } else {
+      azimuth = rng.uniform(-1.6, -1.35);
+      elevation = rng.uniform(-0.1, 0.25);
+      f.lobe = "occipital";
+    }
+    // Azimuth 0 points laterally (towards the stroke side), +π/2 anteriorly.
+    model.stroke_direction = {sign * std::cos(elevation) * std::cos(azimuth),
+                              std::cos(elevation) * std::sin(azimuth), std::sin(elevation)};
+    const double half_angle = rng.uniform(0.22, 0.42);
+    model.stroke_cos_half_angle = std::cos(half_angle);
+    model.stroke_reach_mm = rng.uniform(45, 85);
+    f.size_mm = model.stroke_reach_mm * 0.5;  // the wedge's extent inside the hemisphere, roughly
+  }
+  return model;
+}
+
+// Adds the finding to `fractions` [components, N] and returns its share of every point [N].
+at::Tensor apply_lesion(const LesionModel& model, const Head& head, const at::Tensor& p,
+                        at::Tensor& fractions) {
+  const at::Tensor in_brain = fractions[kGrey] + fractions[kWhite];
+  at::Tensor lesion = at::zeros({p.size(0)}, p.options());
+  auto take = [&](Component component, const at::Tensor& share) {
+    // `share` of each point becomes `component`, taken proportionally from what was there.
+    const at::Tensor s = at::clamp(share, 0, 1);
+    fractions.mul_(1 - s);
+    fractions[component] += s;
+  };
+  const auto& f = model.finding;
+  if (f.type == "glioma" || f.type == "metastasis") {
+    for (size_t i = 0; i < model.cores.size(); ++i) {
+      const at::Tensor d = blob_distance(p, model.cores[i]);
+      const at::Tensor edema = inside(blob_distance(p, model.cores[i], model.edema_mm[i]), 2.5) * in_brain;
+      const at::Tensor core = inside(d);
+      take(kEdema, edema - core * edema);
+      if (model.rim_mm[i] > 0) {  // necrotic centre inside an enhancing rim
+        take(kEnhancing, core);
+        take(kNecrosis, inside(d + model.rim_mm[i]));
+      } else if (model.rim_mm[i] == 0) {
+        take(kEnhancing, core);
+      } else {
+        take(kSolid, core);
+      }
+      lesion = at::maximum(lesion, core);  // the tumour itself; the oedema around it is tissue reacting
+    }
+  } else if (f.type == "meningioma") {
+    const at::Tensor within_skull = inside(signed_distance(p, head.csf_space));
+    const at::Tensor mass = inside(blob_distance(p, model.meningioma)) * within_skull;
+    take(kMeningioma, mass);
+    lesion = mass;
+  } else if (f.type == "stroke") {
+    at::Tensor dot = at::zeros({p.size(0)}, p.options());
+    at::Tensor r2 = at::zeros({p.size(0)}, p.options());
+    for (int i = 0; i < 3; ++i) {
+      const at::Tensor d = axis(p, i) - model.stroke_origin[i];
+      dot = dot + d * model.stroke_direction[i];
+      r2 = r2 + d * d;
+    }
+    const at::Tensor r = at::sqrt(r2) + 1e-6;
+    const at::Tensor cone = at::sigmoid(((dot / r) - model.stroke_cos_half_angle) * 60.0);
+    const at::Tensor reach = at::sigmoid((model.stroke_reach_mm - r) / 3.0) * at::sigmoid((r - 15.0) / 3.0);
+    const at::Tensor infarct = cone * reach * in_brain;
+    take(kInfarct, infarct);
+    lesion = infarct;
+  }
+  return lesion;
+}
+
+// Acquisition of one scan: grid, spacing, orientation and the voxel → world affine.
+struct Acquisition {
+  std::array<int64_t, 3> dims{};
+  io::Affine affine{};
+};
+
+Acquisition random_acquisition(Random& rng, const Head& head, const std::string& sequence, SynthSize size) {
+  // Voxel axes (i, j, k) as world directions; k is the slice axis.
+  struct Plane {
+    const char* name;
+    Vec3 i, j, k;
+  };
+  static const Plane kPlanes[] = {
+      {"axial RAS", {1, 0, 0}, {0, 1, 0}, {0, 0, 1}},   {"axial LAS", {-1, 0, 0}, {0, 1, 0}, {0, 0, 1}},
+      {"axial LPS", {-1, 0, 0}, {0, -1, 0}, {0, 0, 1}}, {"sagittal", {0, 1, 0}, {0, 0, -1}, {1, 0, 0}},
+      {"coronal", {1, 0, 0}, {0, 0, -1}, {0, 1, 0}},
+  };
+  const bool volumetric_t1 =
+      size == SynthSize::kFull && (sequence == "T1" || sequence == "T1c") && rng.bernoulli(0.5);
+  const double p = rng.uniform();
+  const Plane& plane = volumetric_t1 ? kPlanes[3]
+                       : p < 0.3     ? kPlanes[0]
+                       : p < 0.55    ? kPlanes[1]
+                       : p < 0.8     ? kPlanes[2]
+                       : p < 0.9     ? kPlanes[3]
+                                     : kPlanes[4];
+
+  double in_plane_mm = 0, slice_mm = 0;
+  int64_t in_plane = 0, slices = 0;
+  if (size == SynthSize::kSmall) {
+    in_plane = 48;
+    in_plane_mm = rng.uniform(4.4, 5.0);
+    slice_mm = rng.uniform(5.5, 8.0);
+    slices = static_cast<int64_t>(std::round(rng.uniform(140, 170) / slice_mm));
+  } else if (volumetric_t1) {
+    in_plane = 256;
+    in_plane_mm = 1.0;
+    slice_mm = 1.0;
+    slices = 160;
+  } else {
+    in_plane = 256;
+    in_plane_mm = rng.uniform(0.85, 0.95);
+    slice_mm = rng.uniform(4.0, 6.0);
+    slices = static_cast<int64_t>(std::round(rng.uniform(140, 170) / slice_mm));
+  }
+  // Slightly oblique slices, as a technologist would plan them along the head.
+  const Mat3 tilt = rotation(rng.normal(0, 0.03), rng.normal(0, 0.05), rng.normal(0, 0.03));
+  auto turn = [&](const Vec3& v) {
+    Vec3 out{};
+    for (int r = 0; r < 3; ++r)
+      out[r] = tilt[r][0] * v[0] + tilt[r][1] * v[1] + tilt[r][2] * v[2];
+    return out;
+  };
+  const Vec3 di = turn(plane.i), dj = turn(plane.j), dk = turn(plane.k);
+  Acquisition acquisition;
+  acquisition.dims = {in_plane, in_plane, slices};
+  const double spacing[3] = {in_plane_mm, in_plane_mm, slice_mm};
+  const Vec3 centre{head.center[0] + rng.normal(0, 3), head.center[1] + rng.normal(0, 3),
+                    head.center[2] + rng.normal(0, 3)};
+  for (int r = 0; r < 3; ++r) {
+    acquisition.affine[r] = {di[r] * spacing[0], dj[r] * spacing[1], dk[r] * spacing[2], 0};
+    double offset = centre[r];
+    for (int c = 0; c < 3; ++c)
+      offset -= acquisition.affine[r][c] * (static_cast<double>(acquisition.dims[c]) - 1) / 2;
+    acquisition.affine[r][3] = offset;
+  }
+  acquisition.affine[3] = {0, 0, 0, 1};
+  return acquisition;
+}
+
+// Head coordinates [I·J·K, 3] (Fortran order: i fastest) of every voxel centre of an acquisition.
+at::Tensor head_points(const Acquisition& acquisition, const Head& head) {
+  const auto opts = at::dtype(at::kFloat);
+  const auto grid =
+      at::meshgrid({at::arange(acquisition.dims[2], opts), at::arange(acquisition.dims[1], opts),
+                    at::arange(acquisition.dims[0], opts)},
+                   "ij");
+  const at::Tensor ijk =
+      at::stack({grid[2].reshape(-1), grid[1].reshape(-1), grid[0].reshape(-1)}, 1);  // [N, 3]
+  at::Tensor a = at::empty({3, 3}, at::dtype(at::kDouble));
+  at::Tensor t = at::empty({3}, at::dtype(at::kDouble));
+  for (int r = 0; r < 3; ++r) {
+    for (int c = 0; c < 3; ++c)
+      a[r][c] = acquisition.affine[r][c];
+    t[r] = acquisition.affine[r][3] - head.center[r];
+  }
+  at::Tensor rot = at::empty({3, 3}, at::dtype(at::kDouble));
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 3; ++c)
+      rot[r][c] = head.rotation[r][c];
+  // head = Rᵀ (A·ijk + t − centre); points as rows: ijk·Aᵀ·R + (t − centre)ᵀ·R.
+  const at::Tensor world_minus_centre = at::matmul(ijk, a.t().to(at::kFloat)) + t.to(at::kFloat);
+  return at::matmul(world_minus_centre, rot.to(at::kFloat));
+}
+
+io::Volume render(const std::string& sequence, const at::Tensor& fractions, const Acquisition& acquisition,
+                  const at::Tensor& points, Random& rng, at::Generator& noise) {
+  const auto& contrast = contrast_of(sequence);
+  at::Tensor signal_table = at::empty({kComponents}, at::dtype(at::kFloat));
+  for (int c = 0; c < kComponents; ++c)
+    signal_table[c] = contrast.signal[static_cast<size_t>(c)];
+  at::Tensor image = at::matmul(signal_table.unsqueeze(0), fractions).squeeze(0);
+  // Smooth multiplicative bias field (coil sensitivity), then Rician noise, then an arbitrary scanner gain.
+  at::Tensor log_bias = at::zeros_like(image);
+  for (int i = 0; i < 3; ++i)
+    log_bias = log_bias + rng.normal(0, 0.0025) * points.select(1, i);
+  log_bias = log_bias + rng.normal(0, 0.00002) * at::square(points.select(1, 0));
+  image = image * at::exp(log_bias);
+  const double sigma = rng.uniform(0.015, 0.04);
+  const at::Tensor n1 = at::randn(image.sizes(), noise, image.options()) * sigma;
+  const at::Tensor n2 = at::randn(image.sizes(), noise, image.options()) * sigma;
+  image = at::sqrt(at::square(image + n1) + at::square(n2));
+  const double gain = rng.uniform(700, 1300);
+  const at::Tensor voxels = at::clamp(at::round(image * gain), 0, 32767).to(at::kShort);
+  const auto& d = acquisition.dims;
+  // points are in Fortran order (i fastest); the volume is [I, J, K] with Fortran strides, as the readers
+  // give.
+  io::Volume volume;
+  volume.data = voxels.view({d[2], d[1], d[0]}).permute({2, 1, 0});
+  volume.dims = d;
+  volume.affine = acquisition.affine;
+  for (int c = 0; c < 3; ++c) {
+    volume.spacing_mm[c] =
+        std::sqrt(std::pow(acquisition.affine[0][c], 2) + std::pow(acquisition.affine[1][c], 2) +
+                  std::pow(acquisition.affine[2][c], 2));
+  }
+  volume.stored_dtype = at::kShort;
+  volume.description = "hlip synth " + sequence;
+  return volume;
+}
+
+std::vector<std::string> choose_sequences(Random& rng, const std::string& diagnosis) {
+  // FLAIR is always acquired (as in most brain protocols); the rest vary, 2-6 scans in all.
+  std::vector<std::string> others{"T1", "T2", "T1c", "DWI"};
+  rng.shuffle(others);
+  const auto extra = static_cast<size_t>(rng.integer(1, 4));
+  std::vector<std::string> sequences{"FLAIR"};
+  sequences.insert(sequences.end(), others.begin(), others.begin() + static_cast<std::ptrdiff_t>(extra));
+  // The sequence that shows a finding best is part of the protocol that looks for it.
+  auto require = [&](const std::string& name) {
+    if (std::find(sequences.begin(), sequences.end(), name) == sequences.end()) sequences.push_back(name);
+  };
+  if (diagnosis == "stroke") require("DWI");
+  if (diagnosis == "meningioma" || diagnosis == "metastasis") require("T1c");
+  std::sort(sequences.begin(), sequences.end(), [](const std::string& a, const std::string& b) {
+    const std::vector<std::string> order{"T1", "T2", "FLAIR", "T1c", "DWI"};
+    return std::find(order.begin(), order.end(), a) < std::find(order.begin(), order.end(), b);
+  });
+  return sequences;
+}
+
+}  // namespace
+
+const std::vector<std::string>& mri_classes() {
+  static const std::vector<std::string> classes{"normal", "stroke", "glioma", "meningioma", "metastasis"};
+  return classes;
+}
+
+SynthStudy generate_mri_study(uint64_t seed, int64_t index, SynthSize size) {
+  if (index < 0) throw Error(fmt::format("synth: study index {} is negative", index));
+  Random rng(derive_seed(seed, static_cast<uint64_t>(index)));
+  SynthStudy study;
+  study.id = fmt::format("mri-{:06d}", index);
+
+  const double pick = rng.uniform();
+  const double shares[] = {0.30, 0.18, 0.18, 0.17, 0.17};  // normal, stroke, glioma, meningioma, metastasis
+  double cumulative = 0;
+  study.diagnosis = mri_classes().back();
+  for (size_t c = 0; c < mri_classes().size(); ++c) {
+    cumulative += shares[c];
+    if (pick < cumulative) {
+      study.diagnosis = mri_classes()[c];
+      break;
+    }
+  }
+  for (const auto& name : mri_classes())
+    study.labels[name] = name == study.diagnosis ? 1 : 0;
+
+  const Head head = random_head(rng);
+  LesionModel lesion;
+  const bool abnormal = study.diagnosis != "normal";
+  if (abnormal) {
+    lesion = random_lesion(rng, head, study.diagnosis, size);
+    study.findings.push_back(lesion.finding);
+  }
+  // Noise and the report wording draw from their own streams, so they do not shift the anatomy's draws.
+  at::Generator noise =
+      at::detail::createCPUGenerator(derive_seed(seed ^ name_hash("noise"), static_cast<uint64_t>(index)));
+  for (const auto& sequence : choose_sequences(rng, study.diagnosis)) {
+    const Acquisition acquisition = random_acquisition(rng, head, sequence, size);
+    const at::Tensor points = head_points(acquisition, head);
+    at::Tensor fractions = tissue_fractions(head, points);
+    at::Tensor lesion_share = at::zeros({points.size(0)}, points.options());
+    if (abnormal) lesion_share = apply_lesion(lesion, head, points, fractions);
+    SynthScan scan;
+    scan.name = sequence;
+    scan.volume = render(sequence, fractions, acquisition, points, rng, noise);
+    const auto& d = acquisition.dims;
+    scan.lesion_fraction = lesion_share.view({d[2], d[1], d[0]}).permute({2, 1, 0});
+    study.scans.push_back(std::move(scan));
+  }
+  Random report_rng(derive_seed(seed ^ name_hash("report"), static_cast<uint64_t>(index)));
+  study.reports = write_mri_reports(study, report_rng);
+  return study;
+}
+
+}  // namespace hlip::data

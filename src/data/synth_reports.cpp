@@ -1,0 +1,165 @@
+#include "synth_reports.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+
+namespace hlip::data {
+namespace {
+
+std::string capitalised(std::string text) {
+  if (!text.empty()) text[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(text[0])));
+  return text;
+}
+
+std::string centimetres(double mm) {
+  return fmt::format("{:.1f}", mm / 10.0);
+}
+
+std::string territory_name(const std::string& territory) {
+  if (territory == "MCA") return "middle cerebral artery";
+  if (territory == "ACA") return "anterior cerebral artery";
+  return "posterior cerebral artery";
+}
+
+std::string count_word(int count) {
+  static const char* const kWords[] = {"zero", "one", "two", "three", "four", "five"};
+  return count >= 0 && count <= 5 ? kWords[count] : std::to_string(count);
+}
+
+bool has(const SynthStudy& study, const std::string& sequence) {
+  return std::any_of(study.scans.begin(), study.scans.end(),
+                     [&](const SynthScan& s) { return s.name == sequence; });
+}
+
+std::vector<std::string> verbose_finding(const SynthFinding& f, const SynthStudy& study, Random& rng) {
+  const std::string size = centimetres(f.size_mm);
+  std::vector<std::string> sentences;
+  if (f.type == "glioma") {
+    sentences.push_back(rng.pick(std::vector<std::string>{
+        fmt::format("There is an infiltrative intra-axial mass in the {} {} lobe measuring {} cm, consistent "
+                    "with a glioma.",
+                    f.side, f.lobe, size),
+        fmt::format("{} {} lobe intra-axial mass of approximately {} cm, in keeping with a glial neoplasm.",
+                    capitalised(f.side), f.lobe, size),
+        fmt::format("An ill-defined FLAIR hyperintense lesion in the {} {} lobe ({} cm) represents a glioma.",
+                    f.side, f.lobe, size)}));
+    if (has(study, "T1c")) {
+      sentences.push_back(
+          f.enhancing
+              ? rng.pick(std::vector<std::string>{
+                    "It shows irregular rim enhancement around a necrotic centre.",
+                    "There is peripheral ring enhancement after contrast, suggesting a high-grade tumour."})
+              : rng.pick(std::vector<std::string>{"The lesion does not enhance after contrast.",
+                                                  "No enhancement is seen, suggesting a low-grade tumour."}));
+    }
+    sentences.push_back(rng.pick(
+        std::vector<std::string>{"Surrounding vasogenic oedema is present.",
+                                 "There is perilesional FLAIR hyperintensity in keeping with oedema."}));
+  } else if (f.type == "meningioma") {
+    sentences.push_back(rng.pick(std::vector<std::string>{
+        fmt::format("There is an extra-axial, dural-based mass over the {} {} convexity measuring {} cm, "
+                    "consistent with a "
+                    "meningioma.",
+                    f.side, f.lobe, size),
+        fmt::format(
+            "A {} cm homogeneously enhancing extra-axial lesion along the {} {} dura is likely a meningioma.",
+            size, f.side, f.lobe),
+        fmt::format("{} {} convexity meningioma measuring {} cm.", capitalised(f.side), f.lobe, size)}));
+    sentences.push_back("It enhances homogeneously after contrast.");
+  } else if (f.type == "metastasis") {
+    if (f.count == 1) {
+      sentences.push_back(rng.pick(std::vector<std::string>{
+          fmt::format(
+              "A solitary enhancing lesion in the {} {} lobe measuring {} cm is suspicious for a metastasis.",
+              f.side, f.lobe, size),
+          fmt::format("Single {} {} lobe metastasis of {} cm.", f.side, f.lobe, size)}));
+    } else {
+      sentences.push_back(rng.pick(std::vector<std::string>{
+          fmt::format("There are {} enhancing lesions, the largest in the {} {} lobe measuring {} cm, in "
+                      "keeping with "
+                      "metastatic disease.",
+                      count_word(f.count), f.side, f.lobe, size),
+          fmt::format("Multiple brain metastases ({}), the largest {} cm in the {} {} lobe.", f.count, size,
+                      f.side, f.lobe)}));
+    }
+    sentences.push_back("There is surrounding vasogenic oedema.");
+  } else if (f.type == "stroke") {
+    sentences.push_back(rng.pick(std::vector<std::string>{
+        fmt::format("Restricted diffusion in the {} {} territory involving the {} lobe, consistent with an "
+                    "acute infarct.",
+                    f.side, f.territory, f.lobe),
+        fmt::format("Acute ischaemic infarct in the {} {} territory.", f.side, territory_name(f.territory)),
+        fmt::format("There is an acute {} {} territory stroke with diffusion restriction.", f.side,
+                    f.territory)}));
+    sentences.push_back("Corresponding FLAIR hyperintensity is present.");
+  }
+  return sentences;
+}
+
+std::string terse_finding(const SynthFinding& f, Random& rng) {
+  const std::string size = centimetres(f.size_mm);
+  if (f.type == "glioma") {
+    return fmt::format("{} {} glioma, {} cm{}.", capitalised(f.side), f.lobe, size,
+                       f.enhancing ? ", enhancing" : "");
+  }
+  if (f.type == "meningioma")
+    return fmt::format("{} {} meningioma, {} cm.", capitalised(f.side), f.lobe, size);
+  if (f.type == "metastasis") {
+    return f.count == 1 ? fmt::format("Solitary {} {} metastasis, {} cm.", f.side, f.lobe, size)
+                        : fmt::format("{} brain metastases, largest {} {} {} cm.",
+                                      capitalised(count_word(f.count)), f.side, f.lobe, size);
+  }
+  return rng.bernoulli(0.5) ? fmt::format("Acute {} {} infarct.", f.side, f.territory)
+                            : fmt::format("Acute {} {} territory stroke.", f.side, f.territory);
+}
+
+}  // namespace
+
+std::map<std::string, std::vector<std::string>> write_mri_reports(const SynthStudy& study, Random& rng) {
+  const bool normal = study.findings.empty();
+  const bool mass = !normal && study.findings.front().type != "stroke";
+  std::vector<std::string> finding_sentences;
+  for (const auto& finding : study.findings) {
+    const auto sentences = verbose_finding(finding, study, rng);
+    finding_sentences.insert(finding_sentences.end(), sentences.begin(), sentences.end());
+  }
+
+  std::vector<std::string> other;
+  if (normal) {
+    other.push_back(
+        rng.pick(std::vector<std::string>{"No acute intracranial abnormality.", "Normal MRI of the brain.",
+                                          "The brain parenchyma is normal in signal."}));
+  }
+  if (normal || mass) {
+    other.push_back(has(study, "DWI") ? "No restricted diffusion to suggest acute infarction."
+                                      : "No evidence of acute infarction.");
+  }
+  if (!mass) {
+    other.push_back(
+        rng.pick(std::vector<std::string>{"No intracranial mass lesion.", "No space-occupying lesion."}));
+    if (has(study, "T1c")) other.push_back("No abnormal enhancement.");
+  }
+  std::vector<std::string> incidental{"The ventricles are normal in size and configuration.",
+                                      "Grey-white matter differentiation is preserved.",
+                                      "The orbits and paranasal sinuses are unremarkable.",
+                                      "The major intracranial flow voids are present.",
+                                      "No extra-axial collection.",
+                                      "No midline shift."};
+  rng.shuffle(incidental);
+  other.insert(other.end(), incidental.begin(), incidental.begin() + rng.integer(1, 3));
+  rng.shuffle(other);
+
+  std::vector<std::string> verbose = finding_sentences;
+  verbose.insert(verbose.end(), other.begin(), other.end());
+
+  std::vector<std::string> terse;
+  for (const auto& finding : study.findings)
+    terse.push_back(terse_finding(finding, rng));
+  if (normal) terse.push_back(rng.bernoulli(0.5) ? "Normal study." : "No acute intracranial abnormality.");
+  if (rng.bernoulli(0.5)) terse.push_back("No haemorrhage.");
+  return {{"verbose", verbose}, {"terse", terse}};
+}
+
+}  // namespace hlip::data

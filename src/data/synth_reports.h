@@ -1,0 +1,17 @@
+#pragma once
+// Report sentences of a synthetic study, in two source styles, consistent with its findings and protocol.
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "hlip/data/random.h"
+#include "hlip/data/synth.h"
+
+namespace hlip::data {
+
+// {"verbose": [...], "terse": [...]}: the finding sentences first, then negations and incidental normal
+// findings. A normal study states no finding.
+std::map<std::string, std::vector<std::string>> write_mri_reports(const SynthStudy& study, Random& rng);
+
+}  // namespace hlip::data

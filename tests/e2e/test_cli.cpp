@@ -7,7 +7,7 @@
 namespace hlip::test {
 namespace {
 
-const char* const kSubcommands[] = {"version", "doctor", "inspect"};
+const char* const kSubcommands[] = {"version", "doctor", "inspect", "synth", "vocab"};
 
 TEST(Cli, HelpListsEverySubcommand) {
   const auto result = run_hlip("--help");

@@ -24,5 +24,6 @@ Command version_command();
 Command doctor_command();
 Command inspect_command();
 Command synth_command();
+Command vocab_command();
 
 }  // namespace hlip::cli

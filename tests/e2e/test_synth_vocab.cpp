@@ -1,0 +1,76 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "cli_runner.h"
+
+namespace hlip::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+class SynthVocab : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / "hlip_e2e_synth";
+    fs::remove_all(root_);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  fs::path root_;
+};
+
+std::vector<std::string> lines_of(const fs::path& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);)
+    lines.push_back(line);
+  return lines;
+}
+
+TEST_F(SynthVocab, SynthWritesADatasetAndVocabLearnsFromIt) {
+  const auto data = root_ / "data";
+  const auto synth = run_hlip("synth --out " + data.string() + " --studies 6 --seed 4 --no-progress");
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  EXPECT_NE(synth.out.find("wrote 6 studies"), std::string::npos) << synth.out;
+  EXPECT_EQ(lines_of(data / "studies.jsonl").size(), 6u);
+  for (const char* split : {"train", "val", "test"}) {
+    EXPECT_TRUE(fs::exists(data / (std::string("labels_") + split + ".csv"))) << split;
+  }
+  EXPECT_TRUE(fs::exists(data / "README.md"));
+
+  const auto vocab_path = root_ / "tokenizer" / "vocab.txt";
+  const auto vocab = run_hlip("vocab --manifest " + (data / "studies.jsonl").string() + " --out " +
+                              vocab_path.string() + " --size 300 --all-splits");
+  ASSERT_EQ(vocab.exit_code, 0) << vocab.err;
+  const auto tokens = lines_of(vocab_path);
+  ASSERT_GT(tokens.size(), 60u);
+  EXPECT_LE(tokens.size(), 300u);
+  EXPECT_EQ(tokens.front(), "[PAD]");
+  EXPECT_TRUE(fs::exists(root_ / "tokenizer" / "tokenizer_config.json"));
+}
+
+TEST_F(SynthVocab, SynthRejectsBadSplitsWithOneLine) {
+  const auto result = run_hlip("synth --out " + (root_ / "x").string() + " --studies 2 --splits 0.5,0.5,0.5");
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.err.find("--splits"), std::string::npos) << result.err;
+  EXPECT_EQ(count_lines(result.err), 1) << result.err;
+}
+
+TEST_F(SynthVocab, VocabNamesTheBadManifestLine) {
+  fs::create_directories(root_);
+  {
+    std::ofstream out(root_ / "studies.jsonl");
+    out << R"({"study": "a", "modality": "mri", "scans": ["a.nii"], "report": "Fine."})"
+        << "\n"
+        << R"({"study": "b", "modality": "xray", "scans": ["b.nii"]})"
+        << "\n";
+  }
+  const auto result = run_hlip("vocab --manifest " + (root_ / "studies.jsonl").string() + " --out " +
+                               (root_ / "v.txt").string());
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.err.find("studies.jsonl:2: \"modality\" is \"xray\""), std::string::npos) << result.err;
+}
+
+}  // namespace
+}  // namespace hlip::test

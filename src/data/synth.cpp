@@ -5,9 +5,15 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include <ATen/Parallel.h>
+
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <exception>
+#include <mutex>
 #include <numeric>
+#include <thread>
 
 #include "hlip/core/error.h"
 #include "hlip/core/files.h"
@@ -61,6 +67,41 @@ nlohmann::json finding_json(const SynthFinding& f) {
   return json;
 }
 
+// Generates study `index` and writes its scans; returns its manifest line and label row.
+auto write_study(const SynthOptions& options, int64_t index, const std::string& split) {
+  struct Result {
+    std::string manifest_line, label_row, diagnosis;
+    int64_t scans = 0;
+  };
+  const SynthStudy study = generate_mri_study(options.seed, index, options.size);
+  const std::string folder = fmt::format("mri/{}", study.id);
+  create_directories(options.out_dir + "/" + folder);
+  nlohmann::json scans = nlohmann::json::array();
+  for (const auto& scan : study.scans) {
+    const std::string path = fmt::format("{}/{}.nii.gz", folder, scan.name);
+    io::NiftiWriteOptions write_options;
+    write_options.description = scan.volume.description;
+    io::write_nifti(options.out_dir + "/" + path, scan.volume.data, scan.volume.affine, write_options);
+    scans.push_back({{"path", path}, {"name", scan.name}});
+  }
+  nlohmann::json findings = nlohmann::json::array();
+  for (const auto& finding : study.findings)
+    findings.push_back(finding_json(finding));
+  const nlohmann::json line{{"study", study.id},
+                            {"modality", study.modality},
+                            {"split", split},
+                            {"scans", scans},
+                            {"report", study.reports.at("verbose")},
+                            {"reports", study.reports},
+                            {"labels", study.labels},
+                            {"diagnosis", study.diagnosis},
+                            {"findings", findings}};
+  std::string row = study.id;
+  for (const auto& name : mri_classes())
+    row += fmt::format(",{}", study.labels.at(name));
+  return Result{line.dump() + "\n", row + "\n", study.diagnosis, static_cast<int64_t>(study.scans.size())};
+}
+
 std::string readme(const SynthOptions& options, const SynthSummary& summary) {
   std::string classes;
   for (const auto& [name, count] : summary.per_class)
@@ -107,47 +148,49 @@ SynthSummary write_synthetic_dataset(const SynthOptions& options) {
 
   ProgressOptions progress_options;
   if (!options.progress) progress_options.mode = ProgressMode::kOff;
+  // Studies are independent, so workers take them one at a time, each with one intra-op thread (many small
+  // tensors: OpenMP inside every operation would only add barriers), and results are gathered by index.
+  using Written = decltype(write_study(options, 0, ""));
+  std::vector<Written> written(static_cast<size_t>(options.studies));
+  const int workers = static_cast<int>(
+      std::min<int64_t>(options.studies, options.threads > 0 ? options.threads : at::get_num_threads()));
+  std::atomic<int64_t> next{0};
+  std::mutex mutex;  // guards progress and first_error
+  std::exception_ptr first_error;
   Progress progress("synth", options.studies, "studies", progress_options);
-  for (int64_t index = 0; index < options.studies; ++index) {
-    const SynthStudy study = generate_mri_study(options.seed, index, options.size);
-    const std::string& split = splits[static_cast<size_t>(index)];
-    const std::string folder = fmt::format("mri/{}", study.id);
-    create_directories(options.out_dir + "/" + folder);
-
-    nlohmann::json scans = nlohmann::json::array();
-    for (const auto& scan : study.scans) {
-      const std::string path = fmt::format("{}/{}.nii.gz", folder, scan.name);
-      io::NiftiWriteOptions write_options;
-      write_options.description = scan.volume.description;
-      io::write_nifti(options.out_dir + "/" + path, scan.volume.data, scan.volume.affine, write_options);
-      scans.push_back({{"path", path}, {"name", scan.name}});
+  auto work = [&] {
+    at::set_num_threads(1);
+    for (int64_t index = next++; index < options.studies; index = next++) {
+      try {
+        written[static_cast<size_t>(index)] = write_study(options, index, splits[static_cast<size_t>(index)]);
+      } catch (...) {
+        const std::lock_guard<std::mutex> lock(mutex);
+        if (!first_error) first_error = std::current_exception();
+        next = options.studies;
+      }
+      const std::lock_guard<std::mutex> lock(mutex);
+      progress.advance();
     }
-    nlohmann::json findings = nlohmann::json::array();
-    for (const auto& finding : study.findings)
-      findings.push_back(finding_json(finding));
-    const nlohmann::json line{{"study", study.id},
-                              {"modality", study.modality},
-                              {"split", split},
-                              {"scans", scans},
-                              {"report", study.reports.at("verbose")},
-                              {"reports", study.reports},
-                              {"labels", study.labels},
-                              {"diagnosis", study.diagnosis},
-                              {"findings", findings}};
-    manifest += line.dump() + "\n";
+  };
+  std::vector<std::thread> threads;
+  for (int w = 1; w < workers; ++w)
+    threads.emplace_back(work);
+  work();
+  for (auto& thread : threads)
+    thread.join();
+  if (first_error) std::rethrow_exception(first_error);
+  progress.finish();
 
-    std::string row = study.id;
-    for (const auto& name : mri_classes())
-      row += fmt::format(",{}", study.labels.at(name));
-    label_csv[split] += row + "\n";
-
+  for (int64_t index = 0; index < options.studies; ++index) {
+    const auto& study = written[static_cast<size_t>(index)];
+    const std::string& split = splits[static_cast<size_t>(index)];
+    manifest += study.manifest_line;
+    label_csv[split] += study.label_row;
     ++summary.studies;
-    summary.scans += static_cast<int64_t>(study.scans.size());
+    summary.scans += study.scans;
     ++summary.per_class[study.diagnosis];
     ++summary.per_split[split];
-    progress.advance();
   }
-  progress.finish();
 
   write_file_atomic(options.out_dir + "/studies.jsonl", manifest);
   for (const auto& [split, csv] : label_csv)

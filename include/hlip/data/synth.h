@@ -69,6 +69,7 @@ struct SynthOptions {
   SynthSize size = SynthSize::kSmall;
   std::array<double, 3> splits{0.8, 0.1, 0.1};  // train, val, test shares
   bool progress = true;
+  int threads = 0;  // studies generated at once; 0 = LibTorch's intra-op thread count (hlip --threads)
 };
 
 struct SynthSummary {

@@ -18,6 +18,7 @@
 #include <mutex>
 
 #include "hlip/core/error.h"
+#include "hlip/core/files.h"
 
 namespace hlip::io {
 namespace {
@@ -119,6 +120,34 @@ std::string printable(const std::string& s) {
   }
   return out;
 }
+// The fields NIfTI-1 and NIfTI-2 headers share under the same names (types differ: float vs double, short
+// vs int64), converted into the version-independent RawHeader.
+template <typename Header>
+void copy_common_fields(const Header& h, RawHeader& raw) {
+  raw.magic = c_string(h.magic, 4);
+  raw.datatype = h.datatype;
+  for (int i = 0; i < 8; ++i) {
+    raw.dim[i] = h.dim[i];
+    raw.pixdim[i] = h.pixdim[i];
+  }
+  raw.scl_slope = h.scl_slope;
+  raw.scl_inter = h.scl_inter;
+  raw.qform_code = h.qform_code;
+  raw.sform_code = h.sform_code;
+  raw.quatern[0] = h.quatern_b;
+  raw.quatern[1] = h.quatern_c;
+  raw.quatern[2] = h.quatern_d;
+  raw.qoffset[0] = h.qoffset_x;
+  raw.qoffset[1] = h.qoffset_y;
+  raw.qoffset[2] = h.qoffset_z;
+  for (int c = 0; c < 4; ++c) {
+    raw.srow[0][c] = h.srow_x[c];
+    raw.srow[1][c] = h.srow_y[c];
+    raw.srow[2][c] = h.srow_z[c];
+  }
+  raw.xyzt_units = h.xyzt_units;
+  raw.descrip = c_string(h.descrip, sizeof h.descrip);
+}
 
 RawHeader decode_raw(const void* bytes, size_t size, const std::string& path) {
   if (size < 4) throw Error(fmt::format("{}: not a NIfTI file: only {} bytes", path, size));
@@ -145,59 +174,15 @@ RawHeader decode_raw(const void* bytes, size_t size, const std::string& path) {
     nifti_1_header h;
     std::memcpy(&h, bytes, sizeof h);
     if (raw.swapped) swap_nifti_header(&h, 1);
-    raw.magic = c_string(h.magic, 4);
-    raw.datatype = h.datatype;
-    for (int i = 0; i < 8; ++i) {
-      raw.dim[i] = h.dim[i];
-      raw.pixdim[i] = h.pixdim[i];
-    }
+    copy_common_fields(h, raw);
     // NIfTI-1 stores vox_offset as a float; whole numbers are exact up to 2^24.
     raw.vox_offset = std::isfinite(h.vox_offset) ? static_cast<int64_t>(h.vox_offset) : -1;
-    raw.scl_slope = h.scl_slope;
-    raw.scl_inter = h.scl_inter;
-    raw.qform_code = h.qform_code;
-    raw.sform_code = h.sform_code;
-    raw.quatern[0] = h.quatern_b;
-    raw.quatern[1] = h.quatern_c;
-    raw.quatern[2] = h.quatern_d;
-    raw.qoffset[0] = h.qoffset_x;
-    raw.qoffset[1] = h.qoffset_y;
-    raw.qoffset[2] = h.qoffset_z;
-    for (int c = 0; c < 4; ++c) {
-      raw.srow[0][c] = h.srow_x[c];
-      raw.srow[1][c] = h.srow_y[c];
-      raw.srow[2][c] = h.srow_z[c];
-    }
-    raw.xyzt_units = h.xyzt_units;
-    raw.descrip = c_string(h.descrip, sizeof h.descrip);
   } else {
     nifti_2_header h;
     std::memcpy(&h, bytes, sizeof h);
     if (raw.swapped) swap_nifti_header(&h, 2);
-    raw.magic = c_string(h.magic, 4);
-    raw.datatype = h.datatype;
-    for (int i = 0; i < 8; ++i) {
-      raw.dim[i] = h.dim[i];
-      raw.pixdim[i] = h.pixdim[i];
-    }
+    copy_common_fields(h, raw);
     raw.vox_offset = h.vox_offset;
-    raw.scl_slope = h.scl_slope;
-    raw.scl_inter = h.scl_inter;
-    raw.qform_code = h.qform_code;
-    raw.sform_code = h.sform_code;
-    raw.quatern[0] = h.quatern_b;
-    raw.quatern[1] = h.quatern_c;
-    raw.quatern[2] = h.quatern_d;
-    raw.qoffset[0] = h.qoffset_x;
-    raw.qoffset[1] = h.qoffset_y;
-    raw.qoffset[2] = h.qoffset_z;
-    for (int c = 0; c < 4; ++c) {
-      raw.srow[0][c] = h.srow_x[c];
-      raw.srow[1][c] = h.srow_y[c];
-      raw.srow[2][c] = h.srow_z[c];
-    }
-    raw.xyzt_units = h.xyzt_units;
-    raw.descrip = c_string(h.descrip, sizeof h.descrip);
   }
   return raw;
 }
@@ -488,14 +473,6 @@ at::Tensor scale_to_float32(const at::Tensor& file_order, int datatype, double s
   return out;
 }
 
-std::string temp_path_for(const std::string& path) {
-  static std::atomic<uint64_t> counter{0};
-  const std::filesystem::path target(path);
-  const std::string name =
-      fmt::format(".{}.tmp-{}-{}", target.filename().string(), ::getpid(), counter.fetch_add(1));
-  return (target.parent_path() / name).string();
-}
-
 }  // namespace
 
 int64_t NiftiHeader::num_volumes() const {
@@ -781,7 +758,8 @@ void write_nifti(const std::string& path, const at::Tensor& data, const Affine& 
   if (fortran.device().type() != at::kCPU) fortran = fortran.cpu();
   const size_t data_bytes = static_cast<size_t>(fortran.numel() * fortran.element_size());
 
-  const std::string temp = temp_path_for(path);
+  PendingFile pending(path);
+  const std::string& temp = pending.path();
   const bool gz = nifti_is_gzfile(path.c_str()) != 0;
   znzFile file = znzopen(temp.c_str(), "wb", gz ? 1 : 0);
   if (znz_isnull(file)) {
@@ -797,15 +775,10 @@ void write_nifti(const std::string& path, const at::Tensor& data, const Affine& 
   }
   const int close_status = Xznzclose(&file);
   if (!ok || close_status != 0) {
-    std::remove(temp.c_str());
     throw Error(
         fmt::format("{}: write failed ({} bytes of voxels): {}", path, data_bytes, std::strerror(errno)));
   }
-  if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    std::remove(temp.c_str());
-    throw Error(fmt::format("{}: cannot rename {} into place: {}", path, temp, std::strerror(err)));
-  }
+  pending.commit();
 }
 
 void write_nifti(const std::string& path, const Volume& volume, const NiftiWriteOptions& options) {

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "hlip/core/error.h"
+#include "hlip/core/files.h"
 
 namespace hlip::io {
 namespace {
@@ -177,14 +178,6 @@ class DictParser {
   const std::string& path_;
   size_t pos_ = 0;
 };
-
-std::string temp_path_for(const std::string& path) {
-  static std::atomic<uint64_t> counter{0};
-  const std::filesystem::path target(path);
-  const std::string name =
-      fmt::format(".{}.tmp-{}-{}", target.filename().string(), ::getpid(), counter.fetch_add(1));
-  return (target.parent_path() / name).string();
-}
 
 std::string shape_literal(at::IntArrayRef sizes) {
   if (sizes.size() == 1) return fmt::format("({},)", sizes[0]);
@@ -382,27 +375,8 @@ void write_npy(const std::string& path, const at::Tensor& tensor) {
   }
   head += text;
 
-  const std::string temp = temp_path_for(path);
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    if (!out)
-      throw Error(fmt::format("{}: cannot create temporary file {}: {}", path, temp, std::strerror(errno)));
-    out.write(head.data(), static_cast<std::streamsize>(head.size()));
-    out.write(static_cast<const char*>(data.data_ptr()),
-              static_cast<std::streamsize>(data.numel() * data.element_size()));
-    out.flush();
-    if (!out) {
-      const int err = errno;
-      out.close();
-      std::remove(temp.c_str());
-      throw Error(fmt::format("{}: write failed: {}", path, std::strerror(err)));
-    }
-  }
-  if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    std::remove(temp.c_str());
-    throw Error(fmt::format("{}: cannot rename {} into place: {}", path, temp, std::strerror(err)));
-  }
+  write_file_atomic(path, {head, std::string_view(static_cast<const char*>(data.data_ptr()),
+                                                  static_cast<size_t>(data.numel() * data.element_size()))});
 }
 
 Volume read_npy_volume(const std::string& path, int64_t volume, VoxelValues values) {

@@ -26,12 +26,12 @@ inline std::string read_file(const std::string& path) {
   return buffer.str();
 }
 
-// `args` is appended to the binary's path as shell words.
-inline CommandResult run_hlip(const std::string& args) {
+// `args` is appended to the binary's path as shell words; stdin is `stdin_path` (default: empty).
+inline CommandResult run_hlip(const std::string& args, const std::string& stdin_path = "/dev/null") {
   char err_path[] = "/tmp/hlip_e2e_stderr_XXXXXX";
   const int fd = mkstemp(err_path);
   if (fd >= 0) close(fd);
-  const std::string command = std::string(HLIP_BINARY) + " " + args + " 2>" + err_path + " </dev/null";
+  const std::string command = std::string(HLIP_BINARY) + " " + args + " 2>" + err_path + " <" + stdin_path;
   CommandResult result;
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return result;

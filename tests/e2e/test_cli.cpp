@@ -7,7 +7,7 @@
 namespace hlip::test {
 namespace {
 
-const char* const kSubcommands[] = {"version", "doctor", "inspect", "synth", "vocab"};
+const char* const kSubcommands[] = {"version", "doctor", "inspect", "synth", "vocab", "tokenize"};
 
 TEST(Cli, HelpListsEverySubcommand) {
   const auto result = run_hlip("--help");

@@ -25,5 +25,6 @@ Command doctor_command();
 Command inspect_command();
 Command synth_command();
 Command vocab_command();
+Command tokenize_command();
 
 }  // namespace hlip::cli

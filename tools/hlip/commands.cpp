@@ -2,10 +2,18 @@
 
 namespace hlip::cli {
 
+// Every subcommand, in the order `hlip --help` lists them.
 const std::vector<Command>& all_commands() {
+  // clang-format off
   static const std::vector<Command> commands{
-      version_command(), doctor_command(), inspect_command(), synth_command(), vocab_command(),
+      version_command(),
+      doctor_command(),
+      inspect_command(),
+      synth_command(),
+      vocab_command(),
+      tokenize_command(),
   };
+  // clang-format on
   return commands;
 }
 

@@ -18,7 +18,7 @@
 #include "hlip/core/error.h"
 #include "hlip/core/files.h"
 #include "hlip/core/progress.h"
-#include "hlip/data/random.h"
+#include "hlip/core/random.h"
 #include "hlip/io/nifti.h"
 
 namespace hlip::data {

@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "hlip/core/error.h"
-#include "hlip/data/random.h"
+#include "hlip/core/random.h"
 #include "hlip/data/synth.h"
 #include "synth_reports.h"
 

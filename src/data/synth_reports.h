@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "hlip/data/random.h"
+#include "hlip/core/random.h"
 #include "hlip/data/synth.h"
 
 namespace hlip::data {

@@ -3,7 +3,7 @@
 // friends, whose algorithms differ between standard libraries, every draw here is specified, so the same seed
 // gives the same bytes on every platform.
 //
-//   hlip::data::Random rng(hlip::data::derive_seed(seed, study_index));
+//   hlip::Random rng(hlip::derive_seed(seed, study_index));
 //   double size_mm = rng.uniform(8.0, 20.0);
 
 #include <cmath>
@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-namespace hlip::data {
+namespace hlip {
 
 // SplitMix64: mixes (seed, stream) into an independent seed, so study k's draws do not depend on how many
 // draws studies 0..k-1 made or on which thread generated them.
@@ -81,4 +81,4 @@ class Random {
   uint64_t state_[4]{};
 };
 
-}  // namespace hlip::data
+}  // namespace hlip

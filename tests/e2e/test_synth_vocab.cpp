@@ -13,7 +13,9 @@ namespace fs = std::filesystem;
 class SynthVocab : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() / "hlip_e2e_synth";
+    // One folder per test: CTest runs the cases of this suite side by side.
+    root_ = fs::temp_directory_path() /
+            (std::string("hlip_e2e_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
   }
   void TearDown() override { fs::remove_all(root_); }

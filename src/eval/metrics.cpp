@@ -116,9 +116,9 @@ ClassCounts count_classes(const std::vector<int>& y_true) {
   return counts;
 }
 
-std::string one_class_reason(const ClassCounts& counts) {
-  return fmt::format("only one class present in y_true ({} positives, {} negatives): ROC AUC is undefined",
-                     counts.pos, counts.neg);
+std::string one_class_reason(const ClassCounts& counts, const char* what = "ROC AUC") {
+  return fmt::format("only one class present in y_true ({} positives, {} negatives): {} is undefined",
+                     counts.pos, counts.neg, what);
 }
 
 // Indices sorted by decreasing score.
@@ -334,10 +334,7 @@ RocCurve roc_curve(const std::vector<int>& y_true, const std::vector<double>& y_
   RocCurve curve;
   const ClassCounts counts = count_classes(y_true);
   if (counts.pos == 0 || counts.neg == 0) {
-    curve.reason = fmt::format(
-        "only one class present in y_true ({} positives, {} negatives): ROC curve is "
-        "undefined",
-        counts.pos, counts.neg);
+    curve.reason = one_class_reason(counts, "ROC curve");
     return curve;
   }
   const RocSteps steps = roc_steps(y_true, y_score);
@@ -357,10 +354,7 @@ ThresholdChoice youden_threshold(const std::vector<int>& y_true, const std::vect
   ThresholdChoice choice;
   const ClassCounts counts = count_classes(y_true);
   if (counts.pos == 0 || counts.neg == 0) {
-    choice.reason = fmt::format(
-        "only one class present in y_true ({} positives, {} negatives): Youden's J is "
-        "undefined",
-        counts.pos, counts.neg);
+    choice.reason = one_class_reason(counts, "Youden's J");
     return choice;
   }
   // J * n_pos * n_neg = tp * n_neg - fp * n_pos is an integer, so equal J values compare equal.

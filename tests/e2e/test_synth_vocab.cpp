@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "cli_runner.h"
+#include "temp_dir.h"
 
 namespace hlip::test {
 namespace {
@@ -12,14 +13,8 @@ namespace fs = std::filesystem;
 
 class SynthVocab : public ::testing::Test {
  protected:
-  void SetUp() override {
-    // One folder per test: CTest runs the cases of this suite side by side.
-    root_ = fs::temp_directory_path() /
-            (std::string("hlip_e2e_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-  }
-  void TearDown() override { fs::remove_all(root_); }
-  fs::path root_;
+  TempDir temp_{"hlip_e2e_synth"};
+  const fs::path& root_ = temp_.path();
 };
 
 std::vector<std::string> lines_of(const fs::path& path) {

@@ -6,7 +6,9 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+
 #include <sys/stat.h>
+#include "temp_dir.h"
 
 #include <algorithm>
 #include <cmath>
@@ -124,13 +126,7 @@ const std::map<std::string, std::string> kReferenceMetadata = {
 
 class SafetensorsFiles : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::random_device device;
-    dir_ = fs::temp_directory_path() / ("hlip_safetensors_test_" + std::to_string(device()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string path(const std::string& name) const { return temp_.file(name); }
   std::vector<std::string> entries() const {
     std::vector<std::string> names;
     for (const auto& entry : fs::directory_iterator(dir_))
@@ -138,7 +134,8 @@ class SafetensorsFiles : public ::testing::Test {
     std::sort(names.begin(), names.end());
     return names;
   }
-  fs::path dir_;
+  hlip::test::TempDir temp_{"hlip_safetensors_test"};
+  const fs::path& dir_ = temp_.path();
 };
 
 TEST(SafetensorsRead, EveryDtypeFromPythonWriter) {

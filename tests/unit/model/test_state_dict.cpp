@@ -7,9 +7,11 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
+#include "temp_dir.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -289,14 +291,9 @@ TEST(StateDict, LongKeyListsAreShortenedInMessages) {
 
 class StateDictFiles : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::random_device device;
-    dir_ = fs::temp_directory_path() / ("hlip_state_dict_test_" + std::to_string(device()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
+  std::string path(const std::string& name) const { return temp_.file(name); }
+  hlip::test::TempDir temp_{"hlip_state_dict_test"};
+  const fs::path& dir_ = temp_.path();
 };
 
 TEST_F(StateDictFiles, SaveAndLoadModuleRoundTrip) {

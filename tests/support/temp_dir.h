@@ -1,12 +1,16 @@
 #pragma once
-// A fresh folder under the system's temporary directory for one test, removed with everything in it when the
-// object goes away. Names are unique per process and instance, so parallel CTest runs never share one.
+// Scratch files for tests. TempDir: a fresh folder under the system's temporary directory for one test,
+// removed with everything in it when the object goes away. Names are unique per process and instance, so
+// parallel CTest runs never share one.
 
 #include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
+#include <vector>
 
 namespace hlip::test {
 
@@ -32,5 +36,15 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+inline std::vector<char> read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<char>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+inline void write_bytes(const std::string& path, const std::vector<char>& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
 
 }  // namespace hlip::test

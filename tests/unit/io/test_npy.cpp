@@ -1,7 +1,9 @@
 // .npy reading against numpy (expectations from tests/ref/make_nifti_ref.py), writing, and bad input.
 
 #include <gtest/gtest.h>
+
 #include <unistd.h>
+#include "temp_dir.h"
 
 #include <array>
 #include <cctype>
@@ -21,6 +23,9 @@ namespace hlip::io {
 namespace {
 
 namespace fs = std::filesystem;
+using hlip::test::read_bytes;
+using hlip::test::TempDir;
+using hlip::test::write_bytes;
 using nlohmann::json;
 
 const std::string kDir = std::string(HLIP_TEST_DATA_DIR) + "/npy";
@@ -39,33 +44,6 @@ std::vector<json> cases() {
   for (const auto& e : expected()["files"])
     out.push_back(e);
   return out;
-}
-
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() /
-            ("hlip_npy_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-std::vector<char> read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::vector<char>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const std::string& path, const std::vector<char>& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 template <typename F>

@@ -3,14 +3,18 @@
 // removed with everything in it when the object goes away. Names are unique per process and instance, so
 // parallel CTest runs never share one.
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <string>
 #include <vector>
+
+#include "hlip/core/error.h"
 
 namespace hlip::test {
 
@@ -45,6 +49,17 @@ inline std::vector<char> read_bytes(const std::string& path) {
 inline void write_bytes(const std::string& path, const std::vector<char>& bytes) {
   std::ofstream out(path, std::ios::binary);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// The message of the hlip::Error that `action` throws; a test failure when it throws none.
+inline std::string error_message(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const hlip::Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no hlip::Error was thrown";
+  return "";
 }
 
 }  // namespace hlip::test

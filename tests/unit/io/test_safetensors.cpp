@@ -27,6 +27,7 @@ using hlip::io::read_safetensors;
 using hlip::io::read_safetensors_index;
 using hlip::io::read_safetensors_metadata;
 using hlip::io::write_safetensors;
+using hlip::test::error_message;
 
 namespace {
 
@@ -48,16 +49,6 @@ std::string raw_file(const std::string& header, const std::string& data = "") {
   uint64_t n = header.size();
   std::string bytes(reinterpret_cast<const char*>(&n), 8);
   return bytes + header + data;
-}
-
-std::string error_message(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const hlip::Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no hlip::Error was thrown";
-  return "";
 }
 
 // Same dtype, shape and values; NaNs equal each other and the sign of zero counts.

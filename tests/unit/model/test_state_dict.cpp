@@ -26,6 +26,7 @@ using hlip::model::load_state_dict;
 using hlip::model::LoadOptions;
 using hlip::model::named_state;
 using hlip::model::save_module;
+using hlip::test::error_message;
 
 namespace {
 
@@ -107,16 +108,6 @@ void expect_state_equal(const std::map<std::string, at::Tensor>& actual,
     EXPECT_EQ(actual.at(key).scalar_type(), tensor.scalar_type()) << key;
     EXPECT_TRUE(at::equal(actual.at(key), tensor)) << key;
   }
-}
-
-std::string error_message(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const hlip::Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no hlip::Error was thrown";
-  return "";
 }
 
 // Fresh values with the module's own shapes and dtypes, unlike any initialisation.

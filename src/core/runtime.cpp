@@ -65,6 +65,18 @@ void configure_threads(int threads) {
   }
 }
 
+void use_one_thread_in_this_worker() {
+  // LibTorch initialises each thread's OpenMP count lazily on its first parallel operation; run that now so
+  // it cannot undo the setting below later.
+  (void)at::get_num_threads();
+  using SetThreads = void (*)(int);
+  if (auto set_omp_threads = find_symbol<SetThreads>("omp_set_num_threads")) {
+    set_omp_threads(1);  // this thread's OpenMP team size only
+  } else {
+    at::set_num_threads(1);  // LibTorch's native thread pool: no OpenMP to set per thread
+  }
+}
+
 BlasInfo blas_info() {
   BlasInfo info;
   void* sgemm = dlsym(RTLD_DEFAULT, "sgemm_");

@@ -19,6 +19,7 @@
 #include "hlip/core/files.h"
 #include "hlip/core/progress.h"
 #include "hlip/core/random.h"
+#include "hlip/core/runtime.h"
 #include "hlip/io/nifti.h"
 
 namespace hlip::data {
@@ -159,7 +160,7 @@ SynthSummary write_synthetic_dataset(const SynthOptions& options) {
   std::exception_ptr first_error;
   Progress progress("synth", options.studies, "studies", progress_options);
   auto work = [&] {
-    at::set_num_threads(1);
+    use_one_thread_in_this_worker();
     for (int64_t index = next++; index < options.studies; index = next++) {
       try {
         written[static_cast<size_t>(index)] = write_study(options, index, splits[static_cast<size_t>(index)]);
@@ -173,9 +174,8 @@ SynthSummary write_synthetic_dataset(const SynthOptions& options) {
     }
   };
   std::vector<std::thread> threads;
-  for (int w = 1; w < workers; ++w)
+  for (int w = 0; w < workers; ++w)
     threads.emplace_back(work);
-  work();
   for (auto& thread : threads)
     thread.join();
   if (first_error) std::rethrow_exception(first_error);

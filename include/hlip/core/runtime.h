@@ -43,6 +43,12 @@ int hardware_threads();
 // both.
 void configure_threads(int threads);
 
+// For a background worker thread (data loading, generation): its own LibTorch operations run on one
+// thread, leaving the cores to the main thread, and nothing else changes. LibTorch's at::set_num_threads
+// would not do: it also sets the count that every thread started later initialises itself with, so a worker
+// calling it would quietly make the next training thread single-threaded.
+void use_one_thread_in_this_worker();
+
 BlasInfo blas_info();
 RuntimeInfo runtime_info();
 

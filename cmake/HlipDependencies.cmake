@@ -31,6 +31,14 @@ target_include_directories(hlip_nifti SYSTEM INTERFACE ${NIFTI_INCLUDE_DIR})
 target_link_libraries(hlip_nifti INTERFACE ${NIFTI2_LIBRARY} ${ZNZ_LIBRARY} ZLIB::ZLIB m)
 add_library(hlip::nifti ALIAS hlip_nifti)
 
+# DCMTK (Debian's libdcmtk-dev ships DCMTKConfig.cmake): dcmdata parses files and holds the RLE codec;
+# dcmjpeg and dcmjpls bring the JPEG and JPEG-LS codecs.
+find_package(DCMTK REQUIRED CONFIG)
+add_library(hlip_dcmtk INTERFACE)
+target_link_libraries(hlip_dcmtk INTERFACE DCMTK::dcmdata DCMTK::dcmjpeg DCMTK::dcmjpls DCMTK::oflog DCMTK::ofstd)
+add_library(hlip::dcmtk ALIAS hlip_dcmtk)
+message(STATUS "hlip: DCMTK ${DCMTK_VERSION} from ${DCMTK_DIR}")
+
 # LibTorch's c10d Gloo headers include gloo's; the library itself lives inside libtorch_cpu.
 include(CheckIncludeFileCXX)
 set(CMAKE_REQUIRED_INCLUDES ${TORCH_INCLUDE_DIRS})

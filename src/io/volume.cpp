@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "hlip/core/error.h"
+#include "hlip/io/dicom.h"
 #include "hlip/io/nifti.h"
 #include "hlip/io/npy.h"
 
@@ -41,9 +42,19 @@ Volume volume_from_tensor(at::Tensor data, std::array<double, 3> spacing_mm, std
 }
 
 Volume read_volume(const std::string& path, int64_t volume, VoxelValues values) {
-  const std::string suffix = ".npy";
-  if (path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0) {
-    return read_npy_volume(path, volume, values);
+  const auto has_suffix = [&path](const std::string& suffix) {
+    return path.size() >= suffix.size() &&
+           path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (has_suffix(".npy")) return read_npy_volume(path, volume, values);
+  if (!has_suffix(".nii") && !has_suffix(".nii.gz") && looks_like_dicom(path)) {
+    if (volume != 0) {
+      throw Error(
+          fmt::format("{}: volume {} requested, but a DICOM series is a single 3D volume", path, volume));
+    }
+    DicomReadOptions options;
+    options.values = values;
+    return read_dicom_series(path, options);
   }
   NiftiReadOptions options;
   options.volume = volume;

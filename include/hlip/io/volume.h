@@ -55,8 +55,9 @@ struct Volume {
 Volume volume_from_tensor(at::Tensor data, std::array<double, 3> spacing_mm = {1, 1, 1},
                           std::string source_path = {});
 
-// Reads a scan by file type: `.npy` through read_npy_volume, anything else as NIfTI (plain or gzip, decided
-// by content). `volume` picks the volume of a 4D file.
+// Reads a scan by file type: `.npy` through read_npy_volume; a folder, a `.dcm` file or a file with the DICOM
+// magic through read_dicom_series (the only or largest series; `volume` must be 0); anything else as NIfTI
+// (plain or gzip, decided by content). `volume` picks the volume of a 4D file.
 Volume read_volume(const std::string& path, int64_t volume = 0,
                    VoxelValues values = VoxelValues::kScaledFloat32);
 

@@ -7,7 +7,8 @@
 namespace hlip::test {
 namespace {
 
-const char* const kSubcommands[] = {"version", "doctor", "inspect", "synth", "vocab", "tokenize"};
+const char* const kSubcommands[] = {"version", "doctor", "inspect", "synth", "manifest",
+                                    "prepare", "info",   "convert", "vocab", "tokenize", "forward"};
 
 TEST(Cli, HelpListsEverySubcommand) {
   const auto result = run_hlip("--help");

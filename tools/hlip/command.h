@@ -24,7 +24,12 @@ Command version_command();
 Command doctor_command();
 Command inspect_command();
 Command synth_command();
+Command manifest_command();
+Command prepare_command();
+Command info_command();
+Command convert_command();
 Command vocab_command();
 Command tokenize_command();
+Command forward_command();
 
 }  // namespace hlip::cli

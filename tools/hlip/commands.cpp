@@ -10,8 +10,13 @@ const std::vector<Command>& all_commands() {
       doctor_command(),
       inspect_command(),
       synth_command(),
+      manifest_command(),
+      prepare_command(),
+      info_command(),
+      convert_command(),
       vocab_command(),
       tokenize_command(),
+      forward_command(),
   };
   // clang-format on
   return commands;

@@ -117,7 +117,7 @@ BertModelImpl::BertModelImpl(const BertOptions& options) : options_(options) {
   encoder = register_module("encoder", BertEncoder(options));
 }
 
-at::Tensor BertModelImpl::forward(const at::Tensor& input_ids) {
+at::Tensor BertModelImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
   if (input_ids.dim() != 2 || input_ids.scalar_type() != at::kLong) {
     throw Error(fmt::format("text tower: input_ids must be int64 [texts, length], got {} {}",
                             c10::toString(input_ids.scalar_type()), c10::str(input_ids.sizes())));
@@ -126,9 +126,15 @@ at::Tensor BertModelImpl::forward(const at::Tensor& input_ids) {
     throw Error(fmt::format("text tower: input length {} exceeds max_position_embeddings {}",
                             input_ids.size(1), options_.max_position_embeddings));
   }
+  if (attention_mask.defined() && attention_mask.sizes() != input_ids.sizes()) {
+    throw Error(fmt::format("text tower: attention_mask {} does not match input_ids {}",
+                            c10::str(attention_mask.sizes()), c10::str(input_ids.sizes())));
+  }
   at::Tensor x = embeddings(input_ids);
   // Hugging Face's extended mask: (1 - mask) * lowest, broadcast over heads and query rows.
-  const at::Tensor padding = input_ids.eq(options_.pad_token_id).to(x.scalar_type());
+  const at::Tensor padding =
+      (attention_mask.defined() ? attention_mask.eq(0) : input_ids.eq(options_.pad_token_id))
+          .to(x.scalar_type());
   const double lowest = x.scalar_type() == at::kDouble ? std::numeric_limits<double>::lowest()
                         : x.scalar_type() == at::kBFloat16
                             ? static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest())
@@ -144,14 +150,36 @@ TextTowerImpl::TextTowerImpl(TextTowerOptions options) : options_(std::move(opti
   proj = register_module(
       "proj",
       torch::nn::Linear(torch::nn::LinearOptions(options_.bert.hidden_size, options_.embed_dim).bias(false)));
+  reset_parameters();
 }
 
-TextOutput TextTowerImpl::forward(const at::Tensor& input_ids) {
+TextOutput TextTowerImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
   TextOutput out;
-  out.last_hidden_state = transformer(input_ids);
+  out.last_hidden_state = transformer(input_ids, attention_mask);
   out.pooled = out.last_hidden_state.select(1, 0);
   out.features = proj(out.pooled);
   return out;
+}
+
+void TextTowerImpl::reset_parameters() {
+  at::NoGradGuard no_grad;
+  const double std = options_.bert.initializer_range;
+  for (auto& item : transformer->named_parameters()) {
+    at::Tensor& p = item.value();
+    const std::string& name = item.key();
+    const bool layer_norm = name.find("LayerNorm") != std::string::npos;
+    if (layer_norm) {
+      p.fill_(name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0 ? 1.0 : 0.0);
+    } else if (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0) {
+      p.zero_();
+    } else {
+      p.normal_(0.0, std);
+    }
+  }
+  const int64_t pad = options_.bert.pad_token_id;
+  if (pad >= 0 && pad < options_.bert.vocab_size)
+    transformer->embeddings->word_embeddings->weight[pad].zero_();
+  proj->reset_parameters();
 }
 
 void TextTowerImpl::lock(int64_t unlocked_layers, bool freeze_layer_norm) {

@@ -34,6 +34,7 @@ struct BertOptions {
   double layer_norm_eps = 1e-12;
   double hidden_dropout_prob = 0.1;
   double attention_probs_dropout_prob = 0.1;
+  double initializer_range = 0.02;  // std of the normal init of weights and embeddings
   int64_t pad_token_id = 0;
 };
 
@@ -108,9 +109,9 @@ TORCH_MODULE(BertEncoder);
 class BertModelImpl : public torch::nn::Module {
  public:
   explicit BertModelImpl(const BertOptions& options);
-  // input_ids [T, L] int64 -> last hidden state [T, L, H]. The attention mask is (ids != pad_token_id), as
-  // open_clip derives it; token types are all 0.
-  at::Tensor forward(const at::Tensor& input_ids);
+  // input_ids [T, L] int64 -> last hidden state [T, L, H]. attention_mask [T, L] (nonzero = attend); when
+  // undefined it is (ids != pad_token_id), as open_clip derives it. Token types are all 0.
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask = {});
 
   const BertOptions& options() const { return options_; }
   BertEmbeddings embeddings{nullptr};
@@ -130,7 +131,11 @@ struct TextOutput {
 class TextTowerImpl : public torch::nn::Module {
  public:
   explicit TextTowerImpl(TextTowerOptions options);
-  TextOutput forward(const at::Tensor& input_ids);
+  TextOutput forward(const at::Tensor& input_ids, const at::Tensor& attention_mask = {});
+
+  // Hugging Face's BERT init (weights and embeddings N(0, initializer_range), the [PAD] embedding row and
+  // biases 0, LayerNorms 1 and 0) and PyTorch's default init of the projection, as open_clip builds it.
+  void reset_parameters();
 
   // open_clip's `lock_text`: freeze the transformer except its last `unlocked_layers` encoder layers
   // (and the LayerNorms of the frozen ones when `freeze_layer_norm` is false); the projection stays

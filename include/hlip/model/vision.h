@@ -132,6 +132,8 @@ class HierarchicalVitImpl : public torch::nn::Module {
   void reset_parameters();
 
   const VisionOptions& options() const { return options_; }
+  // Switches per-block gradient checkpointing (VisionOptions::grad_checkpointing) on a built model.
+  void set_grad_checkpointing(bool enable) { options_.grad_checkpointing = enable; }
 
   PatchEmbed3d patch_embed{nullptr};
   torch::nn::ModuleList blocks{nullptr};

@@ -15,77 +15,62 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string shape_text(at::IntArrayRef sizes) { return c10::str(sizes); }
-
-std::string manifest_of(const DataSource &source) {
-  return is_cache_dir(source.path)
-             ? (fs::path(source.path) / "studies.jsonl").string()
-             : source.path;
+std::string shape_text(at::IntArrayRef sizes) {
+  return c10::str(sizes);
 }
 
-} // namespace
+std::string manifest_of(const DataSource& source) {
+  return is_cache_dir(source.path) ? (fs::path(source.path) / "studies.jsonl").string() : source.path;
+}
 
-bool is_cache_dir(const std::string &path) {
+}  // namespace
+
+bool is_cache_dir(const std::string& path) {
   std::error_code error;
-  return fs::is_directory(path, error) &&
-         fs::is_regular_file(fs::path(path) / "cache.json", error);
+  return fs::is_directory(path, error) && fs::is_regular_file(fs::path(path) / "cache.json", error);
 }
 
-DataSource parse_data_source(const std::string &spec) {
+DataSource parse_data_source(const std::string& spec) {
   DataSource source{spec, 1.0};
   const auto at = spec.rfind('@');
-  if (at == std::string::npos || at == 0)
-    return source;
+  if (at == std::string::npos || at == 0) return source;
   const std::string weight = spec.substr(at + 1);
   double value = 0;
-  const auto [end, status] =
-      std::from_chars(weight.data(), weight.data() + weight.size(), value);
-  if (status != std::errc() || end != weight.data() + weight.size())
-    return source; // an '@' in the path
+  const auto [end, status] = std::from_chars(weight.data(), weight.data() + weight.size(), value);
+  if (status != std::errc() || end != weight.data() + weight.size()) return source;  // an '@' in the path
   if (!(value > 0) || !std::isfinite(value)) {
-    throw UsageError(
-        fmt::format("data source \"{}\": weight {} must be a positive number",
-                    spec, weight));
+    throw UsageError(fmt::format("data source \"{}\": weight {} must be a positive number", spec, weight));
   }
   return {spec.substr(0, at), value};
 }
 
-std::vector<int64_t> select_scans(int64_t available, int64_t num_scans,
-                                  Random &rng) {
-  if (available <= 0)
-    throw Error("a study without scans cannot be loaded");
+std::vector<int64_t> select_scans(int64_t available, int64_t num_scans, Random& rng) {
+  if (available <= 0) throw Error("a study without scans cannot be loaded");
   std::vector<int64_t> all(static_cast<size_t>(available));
   for (int64_t i = 0; i < available; ++i)
     all[static_cast<size_t>(i)] = i;
-  if (num_scans <= 0)
-    return all;
+  if (num_scans <= 0) return all;
   rng.shuffle(all);
   std::vector<int64_t> out;
   out.reserve(static_cast<size_t>(num_scans));
   while (static_cast<int64_t>(out.size()) < num_scans) {
     for (int64_t i : all) {
-      if (static_cast<int64_t>(out.size()) == num_scans)
-        break;
+      if (static_cast<int64_t>(out.size()) == num_scans) break;
       out.push_back(i);
     }
   }
   return out;
 }
 
-StudyDataset::StudyDataset(std::vector<DataSource> sources,
-                           const std::string &split,
-                           std::optional<preprocess::Preset> preset,
-                           Normalization normalization)
-    : sources_(std::move(sources)), preset_(std::move(preset)),
-      normalization_(normalization) {
-  if (sources_.empty())
-    throw UsageError("no data source given");
+StudyDataset::StudyDataset(std::vector<DataSource> sources, const std::string& split,
+                           std::optional<preprocess::Preset> preset, Normalization normalization)
+    : sources_(std::move(sources)), preset_(std::move(preset)), normalization_(normalization) {
+  if (sources_.empty()) throw UsageError("no data source given");
   if (!(normalization_.std > 0)) {
-    throw UsageError(fmt::format("normalisation std {} must be positive",
-                                 normalization_.std));
+    throw UsageError(fmt::format("normalisation std {} must be positive", normalization_.std));
   }
   for (size_t s = 0; s < sources_.size(); ++s) {
-    const DataSource &source = sources_[s];
+    const DataSource& source = sources_[s];
     const bool cached = is_cache_dir(source.path);
     if (!cached && !preset_) {
       throw UsageError(
@@ -94,45 +79,40 @@ StudyDataset::StudyDataset(std::vector<DataSource> sources,
                       "first or pass a preset",
                       source.path));
     }
-    for (auto &study : read_manifest(manifest_of(source))) {
-      if (!split.empty() && study.split != split)
-        continue;
+    for (auto& study : read_manifest(manifest_of(source))) {
+      if (!split.empty() && study.split != split) continue;
       studies_.push_back({std::move(study), static_cast<int>(s), cached});
     }
   }
 }
 
 at::Tensor StudyDataset::load_scan(int64_t index, int64_t scan) const {
-  const DatasetStudy &entry = studies_.at(static_cast<size_t>(index));
-  const ManifestScan &source = entry.study.scans.at(static_cast<size_t>(scan));
-  if (entry.cached)
-    return cached_to_unit_float(read_cached_scan(source.path));
-  const auto processed =
-      preprocess::preprocess_volume(io::read_volume(source.path), *preset_);
+  const DatasetStudy& entry = studies_.at(static_cast<size_t>(index));
+  const ManifestScan& source = entry.study.scans.at(static_cast<size_t>(scan));
+  if (entry.cached) return cached_to_unit_float(read_cached_scan(source.path));
+  const auto processed = preprocess::preprocess_volume(io::read_volume(source.path), *preset_);
   if (processed.size() != 1) {
-    throw Error(fmt::format("{}: preset \"{}\" makes {} scans of one series "
-                            "(CT windows); prepare a cache to use them",
-                            source.path, preset_->name, processed.size()));
+    throw Error(
+        fmt::format("{}: preset \"{}\" makes {} scans of one series "
+                    "(CT windows); prepare a cache to use them",
+                    source.path, preset_->name, processed.size()));
   }
   return processed.front().data;
 }
 
-at::Tensor StudyDataset::load_image(int64_t index,
-                                    const std::vector<int64_t> &order) const {
-  const ManifestStudy &info = study(index);
+at::Tensor StudyDataset::load_image(int64_t index, const std::vector<int64_t>& order) const {
+  const ManifestStudy& info = study(index);
   std::vector<at::Tensor> scans;
   scans.reserve(order.size());
   for (int64_t scan : order) {
     at::Tensor voxels = load_scan(index, scan);
     if (!scans.empty() && voxels.sizes() != scans.front().sizes()) {
-      throw Error(
-          fmt::format("study {}: scan {} is {} but scan {} is {}; all scans of "
-                      "a study must share "
-                      "[D, H, W] (prepare them with one preset)",
-                      info.id, info.scans[static_cast<size_t>(scan)].path,
-                      shape_text(voxels.sizes()),
-                      info.scans[static_cast<size_t>(order.front())].path,
-                      shape_text(scans.front().sizes())));
+      throw Error(fmt::format(
+          "study {}: scan {} is {} but scan {} is {}; all scans of "
+          "a study must share "
+          "[D, H, W] (prepare them with one preset)",
+          info.id, info.scans[static_cast<size_t>(scan)].path, shape_text(voxels.sizes()),
+          info.scans[static_cast<size_t>(order.front())].path, shape_text(scans.front().sizes())));
     }
     scans.push_back(std::move(voxels));
   }
@@ -140,24 +120,19 @@ at::Tensor StudyDataset::load_image(int64_t index,
   return image.sub_(normalization_.mean).div_(normalization_.std);
 }
 
-std::vector<int64_t> StudyDataset::epoch_order(uint64_t seed, int64_t epoch,
-                                               bool shuffle) const {
-  Random rng(derive_seed(derive_seed(seed, name_hash("epoch-order")),
-                         static_cast<uint64_t>(epoch)));
+std::vector<int64_t> StudyDataset::epoch_order(uint64_t seed, int64_t epoch, bool shuffle) const {
+  Random rng(derive_seed(derive_seed(seed, name_hash("epoch-order")), static_cast<uint64_t>(epoch)));
   std::vector<int64_t> order;
   order.reserve(studies_.size());
   for (size_t i = 0; i < studies_.size(); ++i) {
-    const double weight =
-        sources_[static_cast<size_t>(studies_[i].source)].weight;
+    const double weight = sources_[static_cast<size_t>(studies_[i].source)].weight;
     const double whole = std::floor(weight);
-    const int64_t copies =
-        static_cast<int64_t>(whole) + (rng.bernoulli(weight - whole) ? 1 : 0);
+    const int64_t copies = static_cast<int64_t>(whole) + (rng.bernoulli(weight - whole) ? 1 : 0);
     for (int64_t c = 0; c < copies; ++c)
       order.push_back(static_cast<int64_t>(i));
   }
-  if (shuffle)
-    rng.shuffle(order);
+  if (shuffle) rng.shuffle(order);
   return order;
 }
 
-} // namespace hlip::data
+}  // namespace hlip::data

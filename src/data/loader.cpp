@@ -14,29 +14,25 @@ namespace {
 // The stream of study `position` in epoch `epoch`: scan selection and report
 // texts.
 uint64_t study_seed(uint64_t seed, int64_t epoch, int64_t position) {
-  return derive_seed(derive_seed(derive_seed(seed, name_hash("study")),
-                                 static_cast<uint64_t>(epoch)),
+  return derive_seed(derive_seed(derive_seed(seed, name_hash("study")), static_cast<uint64_t>(epoch)),
                      static_cast<uint64_t>(position));
 }
 
-} // namespace
+}  // namespace
 
-StudyLoader::StudyLoader(const StudyDataset &dataset, LoaderOptions options)
+StudyLoader::StudyLoader(const StudyDataset& dataset, LoaderOptions options)
     : dataset_(dataset), options_(std::move(options)) {
   if (options_.batch_size < 1) {
-    throw UsageError(
-        fmt::format("batch size {} must be at least 1", options_.batch_size));
+    throw UsageError(fmt::format("batch size {} must be at least 1", options_.batch_size));
   }
-  if (options_.num_scans < 0)
-    throw UsageError(
-        fmt::format("num scans {} is negative", options_.num_scans));
-  if (options_.workers < 0)
-    throw UsageError(fmt::format("workers {} is negative", options_.workers));
-  if (options_.prefetch < 1)
-    options_.prefetch = 1;
+  if (options_.num_scans < 0) throw UsageError(fmt::format("num scans {} is negative", options_.num_scans));
+  if (options_.workers < 0) throw UsageError(fmt::format("workers {} is negative", options_.workers));
+  if (options_.prefetch < 1) options_.prefetch = 1;
 }
 
-StudyLoader::~StudyLoader() { stop(); }
+StudyLoader::~StudyLoader() {
+  stop();
+}
 
 int64_t StudyLoader::batches_per_epoch() const {
   // The order's length varies by epoch only when a source has a fractional
@@ -44,51 +40,43 @@ int64_t StudyLoader::batches_per_epoch() const {
   // each epoch.
   double expected = 0;
   for (int64_t i = 0; i < dataset_.size(); ++i) {
-    expected +=
-        dataset_.sources()[static_cast<size_t>(dataset_.entry(i).source)]
-            .weight;
+    expected += dataset_.sources()[static_cast<size_t>(dataset_.entry(i).source)].weight;
   }
   const auto studies = static_cast<int64_t>(std::llround(expected));
-  return options_.drop_last
-             ? studies / options_.batch_size
-             : (studies + options_.batch_size - 1) / options_.batch_size;
+  return options_.drop_last ? studies / options_.batch_size
+                            : (studies + options_.batch_size - 1) / options_.batch_size;
 }
 
-StudyBatch StudyLoader::build_batch(int64_t epoch, int64_t batch,
-                                    const std::vector<int64_t> &order) const {
+StudyBatch StudyLoader::build_batch(int64_t epoch, int64_t batch, const std::vector<int64_t>& order) const {
   StudyBatch out;
   out.epoch = epoch;
   out.batch = batch;
   const int64_t begin = batch * options_.batch_size;
-  const int64_t end = std::min<int64_t>(begin + options_.batch_size,
-                                        static_cast<int64_t>(order.size()));
+  const int64_t end = std::min<int64_t>(begin + options_.batch_size, static_cast<int64_t>(order.size()));
   std::vector<at::Tensor> images;
   for (int64_t position = begin; position < end; ++position) {
     const int64_t index = order[static_cast<size_t>(position)];
-    const ManifestStudy &study = dataset_.study(index);
+    const ManifestStudy& study = dataset_.study(index);
     Random rng(study_seed(options_.seed, epoch, position));
     try {
-      const auto scans = select_scans(static_cast<int64_t>(study.scans.size()),
-                                      options_.num_scans, rng);
+      const auto scans = select_scans(static_cast<int64_t>(study.scans.size()), options_.num_scans, rng);
       at::Tensor image = dataset_.load_image(index, scans);
       std::vector<std::string> texts;
       if (options_.texts) {
-        texts = text::process_report(
-            report_sentences(study, options_.report_source), options_.report,
-            rng);
+        texts = text::process_report(report_sentences(study, options_.report_source), options_.report, rng);
       }
       if (!images.empty() && image.sizes() != images.front().sizes()) {
-        throw Error(fmt::format("image {} differs from the batch's {}; "
-                                "evaluation batches of studies with "
-                                "different scan counts need batch size 1",
-                                c10::str(image.sizes()),
-                                c10::str(images.front().sizes())));
+        throw Error(
+            fmt::format("image {} differs from the batch's {}; "
+                        "evaluation batches of studies with "
+                        "different scan counts need batch size 1",
+                        c10::str(image.sizes()), c10::str(images.front().sizes())));
       }
       images.push_back(std::move(image));
       out.indices.push_back(index);
       out.ids.push_back(study.id);
       out.texts.push_back(std::move(texts));
-    } catch (const std::exception &error) {
+    } catch (const std::exception& error) {
       spdlog::warn("study {} skipped: {}", study.id, error.what());
       ++out.failed;
     }
@@ -96,8 +84,7 @@ StudyBatch StudyLoader::build_batch(int64_t epoch, int64_t batch,
   if (!images.empty()) {
     out.image = at::stack(images);
 #ifdef HLIP_WITH_CUDA
-    if (options_.pin_memory && at::hasCUDA())
-      out.image = out.image.pin_memory();
+    if (options_.pin_memory && at::hasCUDA()) out.image = out.image.pin_memory();
 #endif
   }
   return out;
@@ -105,19 +92,15 @@ StudyBatch StudyLoader::build_batch(int64_t epoch, int64_t batch,
 
 void StudyLoader::start(int64_t epoch, int64_t first_batch) {
   stop();
-  std::vector<int64_t> order =
-      dataset_.epoch_order(options_.seed, epoch, options_.shuffle);
+  std::vector<int64_t> order = dataset_.epoch_order(options_.seed, epoch, options_.shuffle);
   const auto studies = static_cast<int64_t>(order.size());
-  const int64_t batches =
-      options_.drop_last
-          ? studies / options_.batch_size
-          : (studies + options_.batch_size - 1) / options_.batch_size;
+  const int64_t batches = options_.drop_last ? studies / options_.batch_size
+                                             : (studies + options_.batch_size - 1) / options_.batch_size;
   std::lock_guard lock(mutex_);
   order_ = std::move(order);
   epoch_ = epoch;
   end_ = batches;
-  next_to_build_ = next_to_return_ =
-      std::clamp<int64_t>(first_batch, 0, batches);
+  next_to_build_ = next_to_return_ = std::clamp<int64_t>(first_batch, 0, batches);
   stopping_ = false;
   done_.clear();
   errors_.clear();
@@ -131,7 +114,7 @@ void StudyLoader::stop() {
     stopping_ = true;
   }
   advance_.notify_all();
-  for (auto &thread : threads_)
+  for (auto& thread : threads_)
     thread.join();
   threads_.clear();
 }
@@ -142,14 +125,11 @@ void StudyLoader::worker_loop() {
   use_one_thread_in_this_worker();
   std::unique_lock lock(mutex_);
   while (true) {
-    const int64_t ahead =
-        static_cast<int64_t>(options_.workers) * options_.prefetch;
+    const int64_t ahead = static_cast<int64_t>(options_.workers) * options_.prefetch;
     advance_.wait(lock, [&] {
-      return stopping_ || next_to_build_ >= end_ ||
-             next_to_build_ < next_to_return_ + ahead;
+      return stopping_ || next_to_build_ >= end_ || next_to_build_ < next_to_return_ + ahead;
     });
-    if (stopping_ || next_to_build_ >= end_)
-      return;
+    if (stopping_ || next_to_build_ >= end_) return;
     const int64_t batch = next_to_build_++;
     const int64_t epoch = epoch_;
     lock.unlock();
@@ -157,7 +137,7 @@ void StudyLoader::worker_loop() {
     std::string error;
     try {
       built = build_batch(epoch, batch, order_);
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
       error = e.what();
     }
     lock.lock();
@@ -174,8 +154,7 @@ std::optional<StudyBatch> StudyLoader::next() {
   const auto started = std::chrono::steady_clock::now();
   while (true) {
     std::unique_lock lock(mutex_);
-    if (next_to_return_ >= end_)
-      return std::nullopt;
+    if (next_to_return_ >= end_) return std::nullopt;
     const int64_t batch = next_to_return_;
     std::optional<StudyBatch> out;
     if (threads_.empty()) {
@@ -183,12 +162,9 @@ std::optional<StudyBatch> StudyLoader::next() {
       out = build_batch(epoch_, batch, order_);
       lock.lock();
     } else {
-      ready_.wait(lock, [&] {
-        return done_.count(batch) > 0 || errors_.count(batch) > 0;
-      });
+      ready_.wait(lock, [&] { return done_.count(batch) > 0 || errors_.count(batch) > 0; });
       if (auto error = errors_.find(batch); error != errors_.end()) {
-        throw Error(fmt::format("batch {} of epoch {}: {}", batch, epoch_,
-                                error->second));
+        throw Error(fmt::format("batch {} of epoch {}: {}", batch, epoch_, error->second));
       }
       out = std::move(done_.at(batch));
       done_.erase(batch);
@@ -197,11 +173,8 @@ std::optional<StudyBatch> StudyLoader::next() {
     failed_studies_ += out->failed;
     lock.unlock();
     advance_.notify_all();
-    if (out->indices.empty())
-      continue; // every study of the batch failed: logged and counted
-    out->wait_seconds = std::chrono::duration<double>(
-                            std::chrono::steady_clock::now() - started)
-                            .count();
+    if (out->indices.empty()) continue;  // every study of the batch failed: logged and counted
+    out->wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return out;
   }
 }
@@ -211,4 +184,4 @@ int64_t StudyLoader::failed_studies() const {
   return failed_studies_;
 }
 
-} // namespace hlip::data
+}  // namespace hlip::data

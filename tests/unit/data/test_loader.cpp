@@ -21,8 +21,7 @@ using test::TempDir;
 
 // A cache folder with `studies` studies of `scans` scans each ([2, 4, 4]
 // uint8), split train.
-std::string make_cache(const TempDir &dir, const std::string &name, int studies,
-                       int scans) {
+std::string make_cache(const TempDir& dir, const std::string& name, int studies, int scans) {
   const std::string root = dir.file(name);
   std::filesystem::create_directories(root + "/scans");
   std::string manifest;
@@ -32,11 +31,9 @@ std::string make_cache(const TempDir &dir, const std::string &name, int studies,
       const std::string relative = fmt::format("scans/{}{}_{}.npy", name, s, k);
       // Every voxel of scan k of study s is (10·s + k) / 255, so a batch says
       // which scans it holds.
-      write_cached_scan(root + "/" + relative,
-                        at::full({2, 4, 4}, (10.0 * s + k) / 255.0),
+      write_cached_scan(root + "/" + relative, at::full({2, 4, 4}, (10.0 * s + k) / 255.0),
                         CacheDtype::kUint8);
-      paths += fmt::format("{}{{\"path\": \"{}\", \"name\": \"s{}\"}}",
-                           k ? ", " : "", relative, k);
+      paths += fmt::format("{}{{\"path\": \"{}\", \"name\": \"s{}\"}}", k ? ", " : "", relative, k);
     }
     manifest += fmt::format(
         "{{\"study\": \"{}{}\", \"modality\": \"mri\", \"split\": \"train\", "
@@ -45,17 +42,14 @@ std::string make_cache(const TempDir &dir, const std::string &name, int studies,
         name, s, paths, s, s);
   }
   std::ofstream(root + "/studies.jsonl") << manifest;
-  std::ofstream(root + "/cache.json")
-      << "{\"format\": \"hlip-cache\", \"version\": 1}\n";
+  std::ofstream(root + "/cache.json") << "{\"format\": \"hlip-cache\", \"version\": 1}\n";
   return root;
 }
 
 // The scan value (10·s + k) of every scan in a batch image, after undoing the
 // normalisation.
-std::vector<int> scan_codes(const at::Tensor &image,
-                            const Normalization &norm) {
-  const at::Tensor values =
-      image.mul(norm.std).add(norm.mean).mul(255).round().to(at::kInt);
+std::vector<int> scan_codes(const at::Tensor& image, const Normalization& norm) {
+  const at::Tensor values = image.mul(norm.std).add(norm.mean).mul(255).round().to(at::kInt);
   std::vector<int> codes;
   for (int64_t b = 0; b < values.size(0); ++b) {
     for (int64_t n = 0; n < values.size(1); ++n)
@@ -87,7 +81,7 @@ TEST(DataSource, WeightSuffix) {
   EXPECT_EQ(weighted.path, "cache/ct");
   EXPECT_EQ(weighted.weight, 0.5);
   EXPECT_EQ(parse_data_source("user@host/x").path,
-            "user@host/x"); // not a number: part of the path
+            "user@host/x");  // not a number: part of the path
   EXPECT_THROW(parse_data_source("cache@-1"), UsageError);
 }
 
@@ -101,8 +95,8 @@ TEST(StudyDataset, MixedSourcesWithWeights) {
   std::map<int, int> per_source;
   for (int64_t i : order)
     ++per_source[dataset.entry(i).source];
-  EXPECT_EQ(per_source[0], 8); // every MRI study twice
-  EXPECT_LE(per_source[1], 6); // each CT study with probability one half
+  EXPECT_EQ(per_source[0], 8);  // every MRI study twice
+  EXPECT_LE(per_source[1], 6);  // each CT study with probability one half
   EXPECT_EQ(order, dataset.epoch_order(3, 0, true));
   EXPECT_NE(order, dataset.epoch_order(3, 1, true));
   EXPECT_TRUE(StudyDataset({{mri}}, "val").size() == 0);
@@ -114,23 +108,19 @@ TEST(StudyDataset, LoadsNormalisedImages) {
   StudyDataset dataset({{root}}, "");
   const at::Tensor image = dataset.load_image(1, {2, 0});
   EXPECT_EQ(image.sizes(), (at::IntArrayRef{2, 1, 2, 4, 4}));
-  EXPECT_EQ(scan_codes(image.unsqueeze(0), dataset.normalization()),
-            (std::vector<int>{12, 10}));
+  EXPECT_EQ(scan_codes(image.unsqueeze(0), dataset.normalization()), (std::vector<int>{12, 10}));
 }
 
 TEST(StudyDataset, RawManifestNeedsAPreset) {
   TempDir dir;
-  std::ofstream(dir.file("m.jsonl"))
-      << R"({"study": "a", "modality": "mri", "scans": ["a.nii.gz"]})"
-      << "\n";
-  const std::string message =
-      error_message([&] { StudyDataset({{dir.file("m.jsonl")}}, ""); });
+  std::ofstream(dir.file("m.jsonl")) << R"({"study": "a", "modality": "mri", "scans": ["a.nii.gz"]})"
+                                     << "\n";
+  const std::string message = error_message([&] { StudyDataset({{dir.file("m.jsonl")}}, ""); });
   EXPECT_NE(message.find("not a prepared cache"), std::string::npos) << message;
 }
 
-std::vector<std::vector<int>> run_epoch(StudyLoader &loader,
-                                        const Normalization &norm,
-                                        int64_t epoch, int64_t first = 0) {
+std::vector<std::vector<int>> run_epoch(StudyLoader& loader, const Normalization& norm, int64_t epoch,
+                                        int64_t first = 0) {
   std::vector<std::vector<int>> batches;
   loader.start(epoch, first);
   while (auto batch = loader.next())
@@ -148,18 +138,17 @@ TEST(StudyLoader, SameBatchesWhateverTheWorkersAndOnResume) {
   options.workers = 0;
   StudyLoader inline_loader(dataset, options);
   EXPECT_EQ(inline_loader.batches_per_epoch(),
-            4); // 9 studies, the last incomplete batch dropped
+            4);  // 9 studies, the last incomplete batch dropped
   const auto reference = run_epoch(inline_loader, dataset.normalization(), 1);
   ASSERT_EQ(reference.size(), 4u);
-  for (const auto &codes : reference)
-    EXPECT_EQ(codes.size(), 8u); // 2 studies × 4 scans
+  for (const auto& codes : reference)
+    EXPECT_EQ(codes.size(), 8u);  // 2 studies × 4 scans
 
   options.workers = 3;
   StudyLoader threaded(dataset, options);
   EXPECT_EQ(run_epoch(threaded, dataset.normalization(), 1), reference);
   const auto resumed = run_epoch(threaded, dataset.normalization(), 1, 2);
-  EXPECT_EQ(resumed, std::vector<std::vector<int>>(reference.begin() + 2,
-                                                   reference.end()));
+  EXPECT_EQ(resumed, std::vector<std::vector<int>>(reference.begin() + 2, reference.end()));
   EXPECT_NE(run_epoch(threaded, dataset.normalization(), 2), reference);
 }
 
@@ -199,5 +188,5 @@ TEST(StudyLoader, ABrokenStudyIsSkippedAndCounted) {
   EXPECT_FALSE(loader.next());
 }
 
-} // namespace
-} // namespace hlip::data
+}  // namespace
+}  // namespace hlip::data

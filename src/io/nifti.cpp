@@ -318,8 +318,15 @@ class NiftiReader {
     auto* p = static_cast<unsigned char*>(out);
     int64_t got = 0;
     while (got < size) {
-      const size_t n = znzread(p + got, 1, static_cast<size_t>(size - got), file_);
+      const size_t want = static_cast<size_t>(size - got);
+      const size_t n = znzread(p + got, 1, want, file_);
       if (n == 0) break;
+      // znzread passes zlib's -1 for a corrupt gzip stream through as a huge size_t; taking it as a count
+      // would walk `got` backwards forever.
+      if (n > want) {
+        throw Error(fmt::format("{}: corrupt gzip data: zlib failed after {} decompressed bytes", path_,
+                                position_ + got));
+      }
       got += static_cast<int64_t>(n);
     }
     position_ += got;

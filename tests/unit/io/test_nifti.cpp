@@ -270,6 +270,14 @@ TEST(NiftiRead, CompressionIsDetectedByContentNotName) {
                         read_nifti(kDir + "/f32_scaled.nii").data));
 }
 
+TEST(NiftiRead, CorruptGzipStreamIsAnErrorNotAHang) {
+  // Found by fuzz_nifti_header: zlib's -1 for a bad deflate block came back from znzread as a huge count.
+  const std::string path =
+      std::string(HLIP_TEST_DATA_DIR) + "/../../fuzz/corpus/nifti_header/crash-corrupt-gzip-hang.nii.gz";
+  const std::string message = hlip::test::error_message([&] { read_nifti(path); });
+  EXPECT_EQ(message.find(path + ": corrupt gzip data: zlib failed after "), 0u) << message;
+}
+
 TEST(NiftiRead, NonFiniteVoxelsAreKeptOrRefusedOnRequest) {
   TempDir dir;
   at::Tensor data = at::zeros({4, 3, 2});

@@ -260,9 +260,12 @@ NpyHeader decode_npy_header(const void* bytes, size_t size, const std::string& p
 }
 
 NpyHeader read_npy_header(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw Error(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-  // Version 1 headers are at most 64 KiB; 2.0/3.0 headers may be longer, so read what the length says.
+  const auto file_bytes = static_cast<size_t>(std::max<std::streamoff>(in.tellg(), 0));
+  in.seekg(0);
+  // Version 1 headers are at most 64 KiB; 2.0/3.0 headers may be longer, so read what the length says (but
+  // never more than the file holds: a 12-byte file claiming a 4 GiB header must not allocate it).
   std::vector<char> bytes(kMagicSize + 2 + 4);
   in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   bytes.resize(static_cast<size_t>(in.gcount()));
@@ -274,7 +277,7 @@ NpyHeader read_npy_header(const std::string& path) {
       for (size_t i = 0; i < length_bytes; ++i) {
         header_len |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
       }
-      const size_t want = std::min<size_t>(kMagicSize + 2 + length_bytes + header_len, size_t{1} << 26);
+      const size_t want = std::min({kMagicSize + 2 + length_bytes + header_len, size_t{1} << 26, file_bytes});
       if (want > bytes.size()) {
         const size_t have = bytes.size();
         bytes.resize(want);
@@ -291,11 +294,22 @@ at::Tensor read_npy(const std::string& path) {
   std::vector<int64_t> sizes = header.shape;
   if (header.fortran_order) std::reverse(sizes.begin(), sizes.end());
   const bool widen_uint16 = header.descr.substr(1) == "u2";
-  at::Tensor tensor = at::empty(sizes, at::dtype(widen_uint16 ? at::kShort : header.dtype));
-  const int64_t data_bytes = tensor.numel() * tensor.element_size();
+  const at::ScalarType file_dtype = widen_uint16 ? at::kShort : header.dtype;
+  int64_t data_bytes = static_cast<int64_t>(c10::elementSize(file_dtype));
+  for (int64_t extent : sizes)
+    data_bytes *= extent;  // decode_npy_header checked that this does not overflow
 
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw Error(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+  // Checked before allocating, so a short file claiming a huge shape fails with this message, not an
+  // allocation failure.
+  const int64_t available =
+      std::max<int64_t>(static_cast<int64_t>(in.tellg()) - static_cast<int64_t>(header.data_offset), 0);
+  if (available < data_bytes) {
+    throw Error(fmt::format("{}: truncated: shape {} of {} needs {} bytes of data, the file has {}", path,
+                            shape_literal(header.shape), header.descr, data_bytes, available));
+  }
+  at::Tensor tensor = at::empty(sizes, at::dtype(file_dtype));
   in.seekg(static_cast<std::streamoff>(header.data_offset));
   in.read(static_cast<char*>(tensor.data_ptr()), data_bytes);
   const int64_t got = in.gcount();

@@ -163,6 +163,20 @@ TEST(NpyErrors, TruncatedData) {
                "truncated: shape (3, 4, 5) of <f4 needs 240 bytes of data, the file has 237");
 }
 
+TEST(NpyErrors, HugeShapeInATinyFileIsRefusedBeforeAllocating) {
+  TempDir dir;
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1048576, 1048576), }";
+  header.resize(128 - 10 - 1, ' ');
+  header += '\n';
+  std::vector<char> bytes = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0, static_cast<char>(header.size()), 0};
+  bytes.insert(bytes.end(), header.begin(), header.end());
+  const std::string path = dir.file("huge.npy");
+  write_bytes(path, bytes);
+  expect_error(
+      [&] { read_npy(path); }, path,
+      "truncated: shape (1048576, 1048576) of <f4 needs 4398046511104 bytes of data, the file has 0");
+}
+
 TEST(NpyErrors, TruncatedHeader) {
   TempDir dir;
   auto bytes = read_bytes(kDir + "/f32.npy");

@@ -175,8 +175,12 @@ RawHeader decode_raw(const void* bytes, size_t size, const std::string& path) {
     std::memcpy(&h, bytes, sizeof h);
     if (raw.swapped) swap_nifti_header(&h, 1);
     copy_common_fields(h, raw);
-    // NIfTI-1 stores vox_offset as a float; whole numbers are exact up to 2^24.
-    raw.vox_offset = std::isfinite(h.vox_offset) ? static_cast<int64_t>(h.vox_offset) : -1;
+    // NIfTI-1 stores vox_offset as a float; whole numbers are exact up to 2^24. A value no file offset can
+    // have is refused here, before converting it to an integer would be undefined.
+    if (!(h.vox_offset >= 0.0f && h.vox_offset < 0x1p62f)) {
+      throw Error(fmt::format("{}: vox_offset is {}", path, h.vox_offset));
+    }
+    raw.vox_offset = static_cast<int64_t>(h.vox_offset);
   } else {
     nifti_2_header h;
     std::memcpy(&h, bytes, sizeof h);
@@ -603,19 +607,31 @@ Volume read_nifti(const std::string& path, const NiftiReadOptions& options) {
                             volumes, volumes, volumes == 1 ? "" : "s"));
   }
 
-  if (!reader.gz()) {
-    // A short uncompressed file is caught here with its sizes; gzip streams only show it when inflated.
-    int64_t data_bytes = find_datatype(header.datatype)->bytes;
-    for (int64_t extent : dims) {
-      data_bytes *= extent;
-    }
-    std::error_code error;
-    const auto file_size = static_cast<int64_t>(std::filesystem::file_size(path, error));
-    if (!error && file_size < header.vox_offset + data_bytes) {
-      throw Error(fmt::format("{}: truncated: the file has {} bytes, its header ({} {}, offset {}) needs {}",
-                              path, file_size, dims_string(dims), header.datatype_name, header.vox_offset,
-                              header.vox_offset + data_bytes));
-    }
+  // What the header asks for is checked against the file before the voxel buffer is allocated. A short
+  // uncompressed file is caught with its sizes; a gzip stream cannot inflate to more than 1032 times its size
+  // (deflate's largest ratio), which bounds what a tiny .nii.gz can make hlip allocate.
+  int64_t data_bytes = find_datatype(header.datatype)->bytes;
+  for (int64_t extent : dims) {
+    data_bytes *= extent;  // decode_nifti_header refused products that overflow
+  }
+  int64_t needed = 0;
+  if (__builtin_add_overflow(header.vox_offset, data_bytes, &needed)) {
+    throw Error(fmt::format("{}: vox_offset {} plus {} bytes of voxels overflow 64-bit sizes", path,
+                            header.vox_offset, data_bytes));
+  }
+  std::error_code error;
+  const auto file_size = static_cast<int64_t>(std::filesystem::file_size(path, error));
+  if (!error && !reader.gz() && file_size < needed) {
+    throw Error(fmt::format("{}: truncated: the file has {} bytes, its header ({} {}, offset {}) needs {}",
+                            path, file_size, dims_string(dims), header.datatype_name, header.vox_offset,
+                            needed));
+  }
+  constexpr int64_t kMaxDeflateRatio = 1032;
+  if (!error && reader.gz() && needed / kMaxDeflateRatio > file_size) {
+    throw Error(
+        fmt::format("{}: truncated: a {}-byte gzip file cannot inflate to the {} bytes its header ({} {}, "
+                    "offset {}) needs",
+                    path, file_size, needed, dims_string(dims), header.datatype_name, header.vox_offset));
   }
 
   Volume volume;

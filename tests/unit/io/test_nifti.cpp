@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include "temp_dir.h"
 
+#include <zlib.h>
 #include <array>
 #include <cctype>
 #include <cmath>
@@ -340,6 +341,22 @@ TEST(NiftiErrors, TruncatedGzipVoxels) {
   expect_error([&] { read_nifti(path); }, path, "truncated");
 }
 
+TEST(NiftiErrors, GzipTooSmallForItsDimsIsRefusedBeforeAllocating) {
+  // A 1000³ uint8 header in a gzip file of a few hundred bytes: deflate cannot inflate that far (1032:1 at
+  // most), so the reader refuses before allocating a gigabyte.
+  TempDir dir;
+  auto bytes = read_bytes(kDir + "/u8_scaled.nii");
+  for (int a = 1; a <= 3; ++a)
+    poke<int16_t>(bytes, 40 + 2 * a, 1000);
+  const std::string path = dir.file("huge.nii.gz");
+  gzFile gz = gzopen(path.c_str(), "wb");
+  ASSERT_NE(gz, nullptr);
+  ASSERT_EQ(gzwrite(gz, bytes.data(), static_cast<unsigned>(bytes.size())), static_cast<int>(bytes.size()));
+  ASSERT_EQ(gzclose(gz), Z_OK);
+  expect_error([&] { read_nifti(path); }, path,
+               "gzip file cannot inflate to the 1000000352 bytes its header");
+}
+
 TEST(NiftiErrors, TruncatedHeader) {
   TempDir dir;
   auto bytes = read_bytes(kDir + "/i32.nii");
@@ -402,6 +419,7 @@ const HeaderPatch kHeaderPatches[] = {
      },
      "not a unit quaternion"},
     {"infinite_inter", [](auto& b) { poke<float>(b, 116, INFINITY); }, "scl_inter is inf"},
+    {"vox_offset_beyond_int64", [](auto& b) { poke<float>(b, 108, 1e20f); }, "vox_offset is 1e+20"},
 };
 
 INSTANTIATE_TEST_SUITE_P(Patched, NiftiHeaderErrors, ::testing::ValuesIn(kHeaderPatches),

@@ -7,18 +7,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "hlip/core/error.h"
+#include "kernels.h"
 
 namespace hlip::preprocess {
 namespace {
-
-// The values as one dense float32 buffer: the tensor itself when its memory is already dense (any stride
-// order, such as a NIfTI volume's Fortran layout), since order does not matter for order statistics.
-at::Tensor dense_float(const at::Tensor& values) {
-  at::Tensor t = values.scalar_type() == at::kFloat ? values : values.to(at::kFloat);
-  return t.is_non_overlapping_and_dense() ? t : t.contiguous();
-}
 
 void require_finite_range(float lo, float hi, const char* what) {
   if (!std::isfinite(lo) || !std::isfinite(hi)) {
@@ -26,79 +21,73 @@ void require_finite_range(float lo, float hi, const char* what) {
   }
 }
 
-// The values of rank `ranks` (0-based, ascending order) among p[0..n), by a histogram over [lo, hi] that
-// finds each rank's bin, then a selection among that bin's values only. Three passes over the data; exact.
-std::vector<float> order_statistics(const float* p, int64_t n, float lo, float hi,
-                                    const std::vector<int64_t>& ranks) {
-  std::vector<float> out(ranks.size(), lo);
-  if (lo == hi) return out;
-  constexpr int64_t kBins = int64_t{1} << 16;
-  // (x − lo) · scale is monotone in x in float arithmetic, so bins never reorder values.
-  const float scale = static_cast<float>(static_cast<double>(kBins) / (static_cast<double>(hi) - lo));
-  const auto bin_of = [lo, scale](float x) {
-    return std::min<int64_t>(static_cast<int64_t>((x - lo) * scale), kBins - 1);
-  };
-  std::vector<int64_t> counts(kBins, 0);
-  for (int64_t i = 0; i < n; ++i)
-    ++counts[bin_of(p[i])];
+// Float32 values as unsigned keys in the same order (the sign bit flipped for positives, all bits for
+// negatives), so order statistics can be found by counting key digits.
+inline uint32_t order_key(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return bits ^ (static_cast<uint32_t>(static_cast<int32_t>(bits) >> 31) | 0x80000000u);
+}
 
-  struct Target {
-    int64_t bin = 0;
-    int64_t rank_in_bin = 0;
+inline float from_order_key(uint32_t key) {
+  const uint32_t bits = (key & 0x80000000u) ? key ^ 0x80000000u : ~key;
+  float x;
+  std::memcpy(&x, &bits, sizeof x);
+  return x;
+}
+
+// The values of rank `ranks` (0-based, ascending) among p[0..n): an exact radix select in two passes. Pass 1
+// counts the high 16 bits of every key, which places each rank in one bucket; pass 2 counts the low 16 bits
+// of the keys in those (at most four) buckets, which gives each rank's key exactly. NaN and ±inf have keys
+// of their own (high digits ≥ 0xFF80 or ≤ 0x007F), so pass 1 also finds them.
+template <typename Count>
+std::vector<float> order_statistics(const float* p, int64_t n, const std::vector<int64_t>& ranks,
+                                    const char* what) {
+  constexpr size_t kDigits = size_t{1} << 16;
+  std::vector<Count> high(kDigits, 0);
+  for (int64_t i = 0; i < n; ++i)
+    ++high[order_key(p[i]) >> 16];
+  for (size_t d = 0; d < kDigits; ++d) {
+    if (high[d] != 0 && (d <= 0x007F || d >= 0xFF80)) {
+      throw Error(fmt::format("{}: the scan has NaN or infinite voxels", what));
+    }
+  }
+  // Each rank's high digit and its rank among the keys with that digit.
+  const auto locate = [](const std::vector<Count>& counts, int64_t rank) {
+    int64_t below = 0;
+    size_t digit = 0;
+    while (below + static_cast<int64_t>(counts[digit]) <= rank)
+      below += static_cast<int64_t>(counts[digit++]);
+    return std::pair<size_t, int64_t>{digit, rank - below};
   };
-  std::vector<Target> targets(ranks.size());
-  {
-    int64_t below = 0, bin = 0;
-    std::vector<size_t> order(ranks.size());
-    for (size_t r = 0; r < ranks.size(); ++r)
-      order[r] = r;
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ranks[a] < ranks[b]; });
-    for (size_t r : order) {
-      while (below + counts[bin] <= ranks[r])
-        below += counts[bin++];
-      targets[r] = {bin, ranks[r] - below};
-    }
-  }
-  // Per wanted bin (at most one per rank): its values' minimum and maximum first, since a bin of equal
-  // values (common: the background of a scan) needs no selection at all.
-  std::vector<int8_t> slot(kBins, -1);
-  std::vector<int64_t> wanted;
-  for (const Target& t : targets) {
-    if (slot[t.bin] < 0) {
-      slot[t.bin] = static_cast<int8_t>(wanted.size());
-      wanted.push_back(t.bin);
-    }
-  }
-  std::vector<float> bin_min(wanted.size(), hi), bin_max(wanted.size(), lo);
-  for (int64_t i = 0; i < n; ++i) {
-    const int s = slot[bin_of(p[i])];
-    if (s < 0) continue;
-    bin_min[s] = std::min(bin_min[s], p[i]);
-    bin_max[s] = std::max(bin_max[s], p[i]);
-  }
-  std::vector<std::vector<float>> members(wanted.size());
-  bool any_mixed = false;
-  for (size_t s = 0; s < wanted.size(); ++s) {
-    if (bin_min[s] != bin_max[s]) {
-      members[s].reserve(counts[wanted[s]]);
-      any_mixed = true;
-    }
-  }
-  if (any_mixed) {
-    for (int64_t i = 0; i < n; ++i) {
-      const int s = slot[bin_of(p[i])];
-      if (s >= 0 && bin_min[s] != bin_max[s]) members[s].push_back(p[i]);
-    }
-  }
+  std::vector<int> slot_of(kDigits, -1);
+  std::vector<size_t> wanted;
+  std::vector<std::pair<size_t, int64_t>> first(ranks.size());
   for (size_t r = 0; r < ranks.size(); ++r) {
-    const int s = slot[targets[r].bin];
-    if (bin_min[s] == bin_max[s]) {
-      out[r] = bin_min[s];
-      continue;
+    first[r] = locate(high, ranks[r]);
+    if (slot_of[first[r].first] < 0) {
+      slot_of[first[r].first] = static_cast<int>(wanted.size());
+      wanted.push_back(first[r].first);
     }
-    std::vector<float>& v = members[s];
-    std::nth_element(v.begin(), v.begin() + targets[r].rank_in_bin, v.end());
-    out[r] = v[targets[r].rank_in_bin];
+  }
+  std::vector<std::vector<Count>> low(wanted.size(), std::vector<Count>(kDigits, 0));
+  if (wanted.size() == 1) {
+    const uint32_t digit = static_cast<uint32_t>(wanted[0]);
+    for (int64_t i = 0; i < n; ++i) {
+      const uint32_t key = order_key(p[i]);
+      if ((key >> 16) == digit) ++low[0][key & 0xFFFF];
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      const uint32_t key = order_key(p[i]);
+      const int slot = slot_of[key >> 16];
+      if (slot >= 0) ++low[slot][key & 0xFFFF];
+    }
+  }
+  std::vector<float> out(ranks.size());
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    const size_t low_digit = locate(low[slot_of[first[r].first]], first[r].second).first;
+    out[r] = from_order_key(static_cast<uint32_t>(first[r].first << 16 | low_digit));
   }
   return out;
 }
@@ -107,7 +96,7 @@ std::vector<float> order_statistics(const float* p, int64_t n, float lo, float h
 at::Tensor finite_float(const at::Tensor& values, const char* what) {
   if (!values.defined() || values.numel() == 0) throw Error(fmt::format("{}: the scan has no voxels", what));
   const at::Tensor t = values.to(at::kFloat).contiguous();
-  const auto [min_t, max_t] = at::aminmax(t);
+  const auto [min_t, max_t] = at::aminmax(t.view({-1}));
   require_finite_range(min_t.item<float>(), max_t.item<float>(), what);
   return t;
 }
@@ -119,10 +108,7 @@ std::vector<double> percentiles(const at::Tensor& values, const std::vector<doub
   for (double q : percents) {
     if (!(q >= 0.0 && q <= 100.0)) throw Error(fmt::format("percentile: {} is outside [0, 100]", q));
   }
-  const at::Tensor dense = dense_float(values);
-  const auto [min_t, max_t] = at::aminmax(dense);  // propagates NaN
-  const float lo = min_t.item<float>(), hi = max_t.item<float>();
-  require_finite_range(lo, hi, "percentile");
+  const at::Tensor dense = detail::flat_float(values);
 
   // numpy's "linear" method: virtual index (n − 1)·q, then a lerp between its two neighbours.
   const int64_t n = dense.numel();
@@ -138,7 +124,10 @@ std::vector<double> percentiles(const at::Tensor& values, const std::vector<doub
     ranks.push_back(next);
     gammas.push_back(virtual_index - static_cast<double>(previous));
   }
-  const std::vector<float> stats = order_statistics(dense.data_ptr<float>(), n, lo, hi, ranks);
+  const float* p = dense.data_ptr<float>();
+  const std::vector<float> stats = n < (int64_t{1} << 32)
+                                       ? order_statistics<uint32_t>(p, n, ranks, "percentile")
+                                       : order_statistics<uint64_t>(p, n, ranks, "percentile");
   std::vector<double> out;
   for (size_t i = 0; i < percents.size(); ++i) {
     const double a = stats[2 * i], b = stats[2 * i + 1], t = gammas[i];
@@ -165,13 +154,8 @@ at::Tensor clip_and_rescale(const at::Tensor& scan, const IntensityRange& range)
   at::Tensor out = at::empty_like(in);
   const float* src = in.data_ptr<float>();
   float* dst = out.data_ptr<float>();
-  const double low = range.low, high = range.high;
-  const double denominator = (high - low) + 1e-8;  // HLIP's epsilon: a constant scan maps to 0
   at::parallel_for(0, in.numel(), int64_t{1} << 16, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const double x = std::clamp(static_cast<double>(src[i]), low, high);
-      dst[i] = static_cast<float>((x - low) / denominator);
-    }
+    detail::clip_and_rescale(src + begin, dst + begin, end - begin, range);
   });
   return out;
 }
@@ -223,13 +207,8 @@ at::Tensor apply_window(const at::Tensor& hu, const CtWindow& window) {
   at::Tensor out = at::empty_like(in);
   const float* src = in.data_ptr<float>();
   float* dst = out.data_ptr<float>();
-  // As torch evaluates (img.float() - min) / (max - min) with Python-float operands: the width is formed in
-  // double, then both operands are rounded to float32.
-  const float min_hu = static_cast<float>(window.min_hu);
-  const float width = static_cast<float>(window.max_hu - window.min_hu);
   at::parallel_for(0, in.numel(), int64_t{1} << 16, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      dst[i] = std::clamp((src[i] - min_hu) / width, 0.0f, 1.0f);
+    detail::apply_window(src + begin, dst + begin, end - begin, window);
   });
   return out;
 }

@@ -1,8 +1,9 @@
-#include "oriented_gather.h"
+#include "kernels.h"
 
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -22,54 +23,167 @@ at::Tensor scaled_float_voxels(const io::Volume& volume) {
   return (volume.data.to(at::kDouble) * volume.scale_slope + volume.scale_inter).to(at::kFloat);
 }
 
-at::Tensor gather_oriented(const at::Tensor& src, const AxisMapping& mapping,
-                           const std::vector<int64_t>* first_axis_indices) {
-  TORCH_CHECK(src.scalar_type() == at::kFloat && src.dim() == 3, "gather_oriented: float32 3-D input");
-  std::array<int64_t, 3> size{}, step{};
-  int64_t origin = 0;  // element offset of output voxel (0, 0, 0)
-  for (int d = 0; d < 3; ++d) {
-    const int a = mapping[d].axis;
-    size[d] = src.size(a);
-    step[d] = mapping[d].flip ? -src.stride(a) : src.stride(a);
-    if (mapping[d].flip) origin += (size[d] - 1) * src.stride(a);
-  }
-  const int64_t depth = first_axis_indices ? static_cast<int64_t>(first_axis_indices->size()) : size[0];
-  at::Tensor out =
-      at::empty({depth, size[1], size[2]}, src.options().memory_format(at::MemoryFormat::Contiguous));
-  const float* in = src.data_ptr<float>();
-  float* dst = out.data_ptr<float>();
-  const int64_t rows = size[1], cols = size[2], s1 = step[1], s2 = step[2];
-  at::parallel_for(0, depth, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t o0 = begin; o0 < end; ++o0) {
-      const int64_t i0 = first_axis_indices ? (*first_axis_indices)[o0] : o0;
-      const float* plane = in + origin + i0 * step[0];
-      float* out_plane = dst + o0 * rows * cols;
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* line = plane + r * s1;
-        float* out_line = out_plane + r * cols;
-        if (s2 == 1) {
-          std::memcpy(out_line, line, sizeof(float) * cols);
-        } else {
-          for (int64_t c = 0; c < cols; ++c)
-            out_line[c] = line[c * s2];
-        }
-      }
-    }
-  });
-  return out;
+at::Tensor flat_float(const at::Tensor& values) {
+  at::Tensor t = values.scalar_type() == at::kFloat ? values : values.to(at::kFloat);
+  if (!t.is_non_overlapping_and_dense()) t = t.contiguous();
+  return t.as_strided({t.numel()}, {1});
 }
 
 void require_finite(const at::Tensor& src, const std::string& name) {
-  TORCH_CHECK(src.scalar_type() == at::kFloat && src.dim() == 3, "require_finite: float32 3-D input");
-  // The fast check first: the sum of a finite scan of float32 values is finite (float32 max times any
-  // plausible voxel count stays far below double's range).
-  if (std::isfinite(src.sum(at::kDouble).item<double>())) return;
-  const at::Tensor bad = (~at::isfinite(src)).nonzero();
-  const at::Tensor first = bad[0];
+  if (src.numel() == 0) return;
+  // min/max propagate NaN, and an infinity is its own extreme.
+  const auto [lo, hi] = at::aminmax(flat_float(src));
+  if (std::isfinite(lo.item<float>()) && std::isfinite(hi.item<float>())) return;
+  const at::Tensor first = (~at::isfinite(src)).nonzero()[0];
   const float value = src.index({first[0], first[1], first[2]}).item<float>();
   throw Error(fmt::format("{}: voxel ({}, {}, {}) is {}", name, first[0].item<int64_t>(),
                           first[1].item<int64_t>(), first[2].item<int64_t>(),
                           std::isnan(value) ? "NaN" : (value > 0 ? "+inf" : "-inf")));
+}
+
+OrientedSource::OrientedSource(const at::Tensor& src, const AxisMapping& mapping)
+    : data_(src.data_ptr<float>()) {
+  TORCH_CHECK(src.scalar_type() == at::kFloat && src.dim() == 3, "OrientedSource: float32 3-D input");
+  for (int d = 0; d < 3; ++d) {
+    const int a = mapping[d].axis;
+    size_[d] = src.size(a);
+    step_[d] = mapping[d].flip ? -src.stride(a) : src.stride(a);
+    if (mapping[d].flip) origin_ += (size_[d] - 1) * src.stride(a);
+  }
+}
+
+void OrientedSource::copy_plane(int64_t index, float* dst, int64_t dst_row_stride) const {
+  const float* plane = data_ + origin_ + index * step_[0];
+  const int64_t rows = size_[1], cols = size_[2], column_step = step_[2];
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* line = plane + r * step_[1];
+    float* out = dst + r * dst_row_stride;
+    if (column_step == 1) {
+      std::memcpy(out, line, sizeof(float) * cols);
+    } else {
+      for (int64_t c = 0; c < cols; ++c)
+        out[c] = line[c * column_step];
+    }
+  }
+}
+
+at::Tensor gather_oriented(const at::Tensor& src, const AxisMapping& mapping,
+                           const std::vector<int64_t>* first_axis_indices) {
+  const OrientedSource source(src, mapping);
+  const auto& size = source.sizes();
+  const int64_t depth = first_axis_indices ? static_cast<int64_t>(first_axis_indices->size()) : size[0];
+  at::Tensor out =
+      at::empty({depth, size[1], size[2]}, src.options().memory_format(at::MemoryFormat::Contiguous));
+  float* dst = out.data_ptr<float>();
+  at::parallel_for(0, depth, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t d = begin; d < end; ++d)
+      source.copy_plane(first_axis_indices ? (*first_axis_indices)[d] : d, dst + d * size[1] * size[2],
+                        size[2]);
+  });
+  return out;
+}
+
+void clip_and_rescale(const float* src, float* dst, int64_t n, const IntensityRange& range) {
+  const double low = range.low, high = range.high;
+  const double denominator = (high - low) + 1e-8;  // HLIP's epsilon: a constant scan maps to 0
+  for (int64_t i = 0; i < n; ++i) {
+    const double x = std::clamp(static_cast<double>(src[i]), low, high);
+    dst[i] = static_cast<float>((x - low) / denominator);
+  }
+}
+
+void apply_window(const float* src, float* dst, int64_t n, const CtWindow& window) {
+  // As torch evaluates (img.float() - min) / (max - min) with Python-float operands: the width is formed in
+  // double, then both operands are rounded to float32.
+  const float min_hu = static_cast<float>(window.min_hu);
+  const float width = static_cast<float>(window.max_hu - window.min_hu);
+  for (int64_t i = 0; i < n; ++i)
+    dst[i] = std::clamp((src[i] - min_hu) / width, 0.0f, 1.0f);
+}
+
+LinearAxis linear_axis(int64_t input, int64_t output, int64_t first, int64_t count) {
+  LinearAxis axis;
+  axis.index0.resize(count);
+  axis.index1.resize(count);
+  axis.weight0.resize(count);
+  axis.weight1.resize(count);
+  // ATen's compute_source_index_and_lambda: a float scale, the source position in double (acc_type of
+  // float on the CPU), negative positions clamped to 0, and an exact copy when the size is unchanged.
+  const float scale = static_cast<float>(input) / static_cast<float>(output);
+  for (int64_t n = 0; n < count; ++n) {
+    const int64_t o = first + n;
+    if (input == output) {
+      axis.index0[n] = axis.index1[n] = o;
+      axis.weight0[n] = 1.0f;
+      axis.weight1[n] = 0.0f;
+      continue;
+    }
+    double position = static_cast<double>(scale) * (static_cast<double>(o) + 0.5) - 0.5;
+    if (position < 0) position = 0;
+    const auto i0 = static_cast<int64_t>(position);
+    axis.index0[n] = i0;
+    axis.index1[n] = i0 + (i0 < input - 1 ? 1 : 0);
+    axis.weight1[n] = static_cast<float>(position - static_cast<double>(i0));
+    axis.weight0[n] = 1.0f - axis.weight1[n];
+  }
+  return axis;
+}
+
+namespace {
+
+// ATen's bilinear kernel computes (x00·w0 + x01·w1)·h0 + (x10·w0 + x11·w1)·h1. Its AVX2 build (chosen on
+// CPUs with AVX2 and FMA) is compiled with fused multiply-adds, its default build without; the two loops
+// below reproduce each bit for bit, and bilinear_plane picks the one ATen would run.
+void bilinear_rows_plain(const float* src, int64_t stride, const LinearAxis& rows, const LinearAxis& cols,
+                         float* dst) {
+  const int64_t height = static_cast<int64_t>(rows.index0.size()),
+                width = static_cast<int64_t>(cols.index0.size());
+  const int64_t *x0 = cols.index0.data(), *x1 = cols.index1.data();
+  const float *w0 = cols.weight0.data(), *w1 = cols.weight1.data();
+  for (int64_t r = 0; r < height; ++r) {
+    const float* a = src + rows.index0[r] * stride;
+    const float* b = src + rows.index1[r] * stride;
+    const float h0 = rows.weight0[r], h1 = rows.weight1[r];
+    float* out = dst + r * width;
+    for (int64_t c = 0; c < width; ++c)
+      out[c] = (a[x0[c]] * w0[c] + a[x1[c]] * w1[c]) * h0 + (b[x0[c]] * w0[c] + b[x1[c]] * w1[c]) * h1;
+  }
+}
+
+__attribute__((target("avx2,fma"))) void bilinear_rows_fma(const float* src, int64_t stride,
+                                                           const LinearAxis& rows, const LinearAxis& cols,
+                                                           float* dst) {
+  const int64_t height = static_cast<int64_t>(rows.index0.size()),
+                width = static_cast<int64_t>(cols.index0.size());
+  const int64_t *x0 = cols.index0.data(), *x1 = cols.index1.data();
+  const float *w0 = cols.weight0.data(), *w1 = cols.weight1.data();
+  for (int64_t r = 0; r < height; ++r) {
+    const float* a = src + rows.index0[r] * stride;
+    const float* b = src + rows.index1[r] * stride;
+    const float h0 = rows.weight0[r], h1 = rows.weight1[r];
+    float* out = dst + r * width;
+    for (int64_t c = 0; c < width; ++c) {
+      const float top = __builtin_fmaf(a[x0[c]], w0[c], a[x1[c]] * w1[c]);
+      const float bottom = __builtin_fmaf(b[x0[c]], w0[c], b[x1[c]] * w1[c]);
+      out[c] = __builtin_fmaf(top, h0, bottom * h1);
+    }
+  }
+}
+
+bool aten_uses_fma() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+
+}  // namespace
+
+void bilinear_plane(const float* src, int64_t src_row_stride, const LinearAxis& rows, const LinearAxis& cols,
+                    float* dst) {
+  if (aten_uses_fma()) {
+    bilinear_rows_fma(src, src_row_stride, rows, cols, dst);
+  } else {
+    bilinear_rows_plain(src, src_row_stride, rows, cols, dst);
+  }
 }
 
 }  // namespace hlip::preprocess::detail

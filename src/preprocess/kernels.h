@@ -1,28 +1,68 @@
 #pragma once
-// Internal to preprocess: reading a volume's voxels in another axis order without intermediate copies.
+// Internal to preprocess: the loops behind the public functions, on raw float32 buffers, so the fused
+// chain in pipeline.cpp can run them plane by plane in small reused buffers. The public functions call the
+// same loops, which keeps the fused chain's values identical to the step-by-step ones.
 
 #include <ATen/ATen.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "hlip/io/volume.h"
+#include "hlip/preprocess/intensity.h"
 #include "hlip/preprocess/orient.h"
 
 namespace hlip::preprocess::detail {
 
 // The volume's voxels as float32 with any pending scaling (VoxelValues::kStored) applied; a view of
-// `volume.data` when nothing needs converting. Throws hlip::Error naming the file unless `data` is 3-D.
+// `volume.data` when nothing needs converting. Throws hlip::Error unless `data` is 3-D.
 at::Tensor scaled_float_voxels(const io::Volume& volume);
 
-// out[a][b][c] = src at the index whose mapping[0].axis coordinate is `a` (or first_axis_indices[a]),
-// mapping[1].axis coordinate `b` and mapping[2].axis coordinate `c`, each reversed where the mapping says
-// flip. `src` is float32 3-D with any strides; the result is contiguous. One pass, no temporaries.
+// A 1-D view of a tensor's values in memory order (the tensor itself when its memory is dense in any stride
+// order, such as a NIfTI volume's Fortran layout; a contiguous float32 copy otherwise): order-free
+// reductions (min/max, percentiles) over it run at streaming speed.
+at::Tensor flat_float(const at::Tensor& values);
+
+// Throws hlip::Error "<name>: voxel (i, j, k) is NaN" (or ±inf) for the first non-finite voxel of `src`.
+void require_finite(const at::Tensor& src, const std::string& name);
+
+// A float32 3-D tensor read in another axis order: output axis d walks source axis mapping[d].axis,
+// reversed where mapping[d].flip.
+class OrientedSource {
+ public:
+  OrientedSource(const at::Tensor& src, const AxisMapping& mapping);
+  const std::array<int64_t, 3>& sizes() const { return size_; }
+  // Plane `index` of output axis 0: size()[1] rows of size()[2] values, written `dst_row_stride` apart.
+  void copy_plane(int64_t index, float* dst, int64_t dst_row_stride) const;
+
+ private:
+  const float* data_;
+  std::array<int64_t, 3> size_{};
+  std::array<int64_t, 3> step_{};
+  int64_t origin_ = 0;
+};
+
+// All planes (or those listed in `first_axis_indices`) of `src` read through `mapping`, contiguous.
 at::Tensor gather_oriented(const at::Tensor& src, const AxisMapping& mapping,
                            const std::vector<int64_t>* first_axis_indices = nullptr);
 
-// Throws hlip::Error "<name>: voxel (i, j, k) is NaN" (or inf) for the first non-finite voxel of `src`.
-void require_finite(const at::Tensor& src, const std::string& name);
+// The pointwise intensity maps (see intensity.h for the arithmetic).
+void clip_and_rescale(const float* src, float* dst, int64_t n, const IntensityRange& range);
+void apply_window(const float* src, float* dst, int64_t n, const CtWindow& window);
+
+// One axis of torch's bilinear resize (align_corners=False) from `input` to `output` samples, for outputs
+// first .. first + count − 1: source indices and weights, computed as ATen computes them.
+struct LinearAxis {
+  std::vector<int64_t> index0, index1;
+  std::vector<float> weight0, weight1;
+};
+LinearAxis linear_axis(int64_t input, int64_t output, int64_t first, int64_t count);
+
+// One plane (`src`, rows of `src_row_stride` values) resized bilinearly: dst[r][c] for the rows and columns
+// of `rows` and `cols`, written contiguously.
+void bilinear_plane(const float* src, int64_t src_row_stride, const LinearAxis& rows, const LinearAxis& cols,
+                    float* dst);
 
 }  // namespace hlip::preprocess::detail

@@ -7,7 +7,7 @@
 #include <limits>
 
 #include "hlip/core/error.h"
-#include "oriented_gather.h"
+#include "kernels.h"
 
 namespace hlip::preprocess {
 namespace {

@@ -1,11 +1,13 @@
 #include "hlip/preprocess/resample.h"
 
+#include <ATen/Parallel.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 
 #include "hlip/core/error.h"
+#include "kernels.h"
 
 namespace hlip::preprocess {
 namespace {
@@ -53,6 +55,25 @@ std::vector<int64_t> scipy_nearest_indices(int64_t input_size, int64_t output_si
 
 at::Tensor index_tensor(const std::vector<int64_t>& index) {
   return at::tensor(at::ArrayRef<int64_t>(index), at::kLong);
+}
+
+// Every slice resized bilinearly to height × width, keeping the centred crop_h × crop_w window (padded with
+// 0 where the crop is larger): the resize and the crop in one pass, without the full-size intermediate.
+at::Tensor bilinear_crop(const at::Tensor& scan, int64_t height, int64_t width, int64_t crop_h,
+                         int64_t crop_w) {
+  const at::Tensor in = scan.to(at::kFloat).contiguous();
+  const int64_t depth = in.size(0), rows_in = in.size(1), cols_in = in.size(2);
+  const int64_t kept_h = std::min(height, crop_h), kept_w = std::min(width, crop_w);
+  const detail::LinearAxis rows = detail::linear_axis(rows_in, height, (height - kept_h) / 2, kept_h);
+  const detail::LinearAxis cols = detail::linear_axis(cols_in, width, (width - kept_w) / 2, kept_w);
+  at::Tensor out = at::empty({depth, kept_h, kept_w}, in.options());
+  const float* src = in.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  at::parallel_for(0, depth, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t d = begin; d < end; ++d)
+      detail::bilinear_plane(src + d * rows_in * cols_in, cols_in, rows, cols, dst + d * kept_h * kept_w);
+  });
+  return center_pad_crop(out, {depth, crop_h, crop_w});
 }
 
 }  // namespace
@@ -137,8 +158,7 @@ at::Tensor resize_depth_nearest_exact(const at::Tensor& scan, int64_t depth) {
 at::Tensor resize_in_plane_bilinear(const at::Tensor& scan, int64_t height, int64_t width) {
   require_3d(scan, "in-plane resize");
   require_sizes({1, height, width}, "in-plane resize");
-  return at::upsample_bilinear2d(scan.contiguous().unsqueeze(0), {height, width}, /*align_corners=*/false)
-      .squeeze(0);
+  return bilinear_crop(scan, height, width, height, width);
 }
 
 at::Tensor pad_to_square(const at::Tensor& scan, double value) {
@@ -172,16 +192,16 @@ at::Tensor square_resize_crop(const at::Tensor& scan, const std::array<int64_t, 
   require_sizes(output_size, "square resize");
   if (resize_size < 1)
     throw Error(fmt::format("square resize: resize size is {}, must be at least 1", resize_size));
-  at::Tensor square = pad_to_square(scan);
-  at::Tensor resized;
+  const at::Tensor square = pad_to_square(scan);
   if (mode == SquareResize::kBilinearNearestExact) {
     // Bilinear works slice by slice, so picking the slices first gives the same values as HLIP's order
     // (resize every slice, then pick) for a fraction of the work.
-    resized = resize_in_plane_bilinear(resize_depth_nearest_exact(square, output_size[0]), resize_size,
-                                       resize_size);
-  } else {
-    resized = resize_scan(square, {output_size[0], resize_size, resize_size}, Interpolation::kLinear);
+    return bilinear_crop(resize_depth_nearest_exact(square, output_size[0]), resize_size, resize_size,
+                         output_size[1], output_size[2])
+        .contiguous();
   }
+  const at::Tensor resized =
+      resize_scan(square, {output_size[0], resize_size, resize_size}, Interpolation::kLinear);
   return center_pad_crop(resized, output_size).contiguous();
 }
 

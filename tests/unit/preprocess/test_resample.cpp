@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "hlip/core/error.h"
 #include "hlip/preprocess/resample.h"
@@ -107,6 +108,23 @@ TEST(Resample, BilinearMatchesTorch) {
     EXPECT_LE(max_abs_diff(resize_in_plane_bilinear(reference_array(c["input"]), size[0], size[1]),
                            reference_array(c["expected"])),
               1e-6);
+  }
+}
+
+// hlip's own bilinear loop reproduces ATen's kernel bit for bit (including its fused multiply-adds on CPUs
+// where ATen runs its AVX2 build), so the fused chain and the step-by-step one agree exactly.
+TEST(Resample, BilinearIsAtensKernelBitForBit) {
+  at::manual_seed(0);
+  for (const auto& [h, w, oh, ow] : std::vector<std::array<int64_t, 4>>{{7, 9, 5, 16},
+                                                                        {37, 128, 224, 224},
+                                                                        {256, 256, 256, 256},
+                                                                        {300, 512, 384, 387},
+                                                                        {224, 200, 256, 250}}) {
+    const at::Tensor x = at::rand({2, h, w});
+    const at::Tensor aten =
+        at::upsample_bilinear2d(x.unsqueeze(0), {oh, ow}, /*align_corners=*/false).squeeze(0);
+    EXPECT_TRUE(at::equal(resize_in_plane_bilinear(x, oh, ow), aten))
+        << h << "x" << w << " -> " << oh << "x" << ow;
   }
 }
 

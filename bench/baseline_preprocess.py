@@ -42,8 +42,10 @@ def mri_image():
 
 
 def nearest_exact(n_in, n_out):
-    scale = np.float32(n_in / n_out)
-    return np.minimum(np.floor((np.arange(n_out) + 0.5) * scale).astype(np.int64), n_in - 1)
+    """torch's mode="nearest-exact" source indices (float32 scale, double product, rounded to float32)."""
+    scale = np.float32(np.float32(n_in) / np.float32(n_out))
+    position = ((np.arange(n_out) + 0.5) * np.float64(scale)).astype(np.float32)
+    return np.minimum(np.floor(position).astype(np.int64), n_in - 1)
 
 
 def hlip_axes(img):

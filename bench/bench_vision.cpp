@@ -2,7 +2,7 @@
 // layout) against the same tower with every block at study level (full attention over all scans of a study),
 // for 1, 2, 4, 8 and 16 scans per study, forward (evaluation, no graph) and forward + backward (training).
 //
-//   build/bin/hlip_bench_vision                                   # reduced model, about a minute on 2 cores
+//   build/bin/hlip_bench_vision                                   # reduced model, 1-2 minutes on 2 cores
 //   HLIP_BENCH_LARGE=1 build/bin/hlip_bench_vision --benchmark_filter='fwd/.*/scans:[1248]$'   # ViT-B
 //
 // Default ("reduced"): ViT-B's depth and level layout at width 192 / 3 heads on 12×112×112 scans (patch

@@ -114,6 +114,16 @@ void read_cached_scan_into(const std::string& path, at::Tensor& out) {
   read_exact(fd.get(), out.data_ptr(), out.nbytes(), static_cast<off_t>(header.data_offset), path);
 }
 
+std::vector<int64_t> cached_scan_shape(const std::string& path) {
+  const Fd fd(path);
+  return read_header(fd.get(), path).shape;
+}
+
+at::ScalarType cached_scan_dtype(const std::string& path) {
+  const Fd fd(path);
+  return read_header(fd.get(), path).dtype;
+}
+
 at::Tensor cached_to_unit_float(const at::Tensor& stored) {
   if (stored.scalar_type() == at::kByte) return stored.to(at::kFloat).div_(255.0);
   return stored.to(at::kFloat);

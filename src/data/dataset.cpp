@@ -120,6 +120,58 @@ at::Tensor StudyDataset::load_image(int64_t index, const std::vector<int64_t>& o
   return image.sub_(normalization_.mean).div_(normalization_.std);
 }
 
+std::vector<int64_t> StudyDataset::scan_shape(int64_t index, int64_t scan) const {
+  const DatasetStudy& entry = studies_.at(static_cast<size_t>(index));
+  if (entry.cached) return cached_scan_shape(entry.study.scans.at(static_cast<size_t>(scan)).path);
+  return load_scan(index, scan).sizes().vec();
+}
+
+void StudyDataset::load_image_into(int64_t index, const std::vector<int64_t>& order, at::Tensor& out,
+                                   at::Tensor& scratch) const {
+  const DatasetStudy& entry = studies_.at(static_cast<size_t>(index));
+  const auto n = static_cast<int64_t>(order.size());
+  if (out.dim() != 5 || out.size(0) != n || out.size(1) != 1 || out.scalar_type() != at::kFloat ||
+      !out.is_contiguous()) {
+    throw Error(fmt::format("study {}: batch slot {} cannot hold {} scans", entry.study.id,
+                            shape_text(out.sizes()), n));
+  }
+  if (!entry.cached) {
+    out.copy_(load_image(index, order));
+    return;
+  }
+  // x ↦ (x − mean) / std as one multiply-add per voxel, a loop the compiler vectorises.
+  const auto inverse_std = static_cast<float>(1.0 / normalization_.std);
+  const auto shift = static_cast<float>(-normalization_.mean / normalization_.std);
+  const at::IntArrayRef scan_size = out.sizes().slice(2);
+  for (int64_t i = 0; i < n; ++i) {
+    const std::string& path = entry.study.scans.at(static_cast<size_t>(order[static_cast<size_t>(i)])).path;
+    const auto shape = cached_scan_shape(path);
+    if (at::IntArrayRef(shape) != scan_size) {
+      throw Error(
+          fmt::format("study {}: scan {} is {} but the batch holds {}; all scans must share [D, H, W] "
+                      "(prepare them with one preset)",
+                      entry.study.id, path, shape_text(shape), shape_text(scan_size)));
+    }
+    const at::ScalarType stored = cached_scan_dtype(path);
+    if (!scratch.defined() || scratch.sizes() != scan_size || scratch.scalar_type() != stored) {
+      scratch = at::empty(scan_size, at::TensorOptions().dtype(stored));
+    }
+    read_cached_scan_into(path, scratch);
+    float* target = out[i].data_ptr<float>();
+    const int64_t count = scratch.numel();
+    if (stored == at::kByte) {
+      const float scale = inverse_std / 255.0f;
+      const uint8_t* source = scratch.data_ptr<uint8_t>();
+      for (int64_t v = 0; v < count; ++v)
+        target[v] = static_cast<float>(source[v]) * scale + shift;
+    } else {
+      const at::Half* source = scratch.data_ptr<at::Half>();
+      for (int64_t v = 0; v < count; ++v)
+        target[v] = static_cast<float>(source[v]) * inverse_std + shift;
+    }
+  }
+}
+
 std::vector<int64_t> StudyDataset::epoch_order(uint64_t seed, int64_t epoch, bool shuffle) const {
   Random rng(derive_seed(derive_seed(seed, name_hash("epoch-order")), static_cast<uint64_t>(epoch)));
   std::vector<int64_t> order;

@@ -47,32 +47,54 @@ int64_t StudyLoader::batches_per_epoch() const {
                             : (studies + options_.batch_size - 1) / options_.batch_size;
 }
 
+at::Tensor StudyLoader::acquire_buffer(at::IntArrayRef sizes) const {
+  // A buffer is free again once the batch that carried it (and every view of it) is gone: then the pool
+  // holds the only reference to its storage. Reusing it avoids faulting in fresh pages for every batch.
+  std::lock_guard lock(pool_mutex_);
+  for (const auto& buffer : pool_) {
+    if (buffer.sizes() == sizes && buffer.use_count() == 1 && buffer.storage().use_count() == 1)
+      return buffer;
+  }
+  at::Tensor buffer = at::empty(sizes, at::kFloat);
+  const auto limit = static_cast<size_t>(std::max(1, options_.workers) * options_.prefetch + 2);
+  if (pool_.size() >= limit) pool_.erase(pool_.begin());
+  pool_.push_back(buffer);
+  return buffer;
+}
+
 StudyBatch StudyLoader::build_batch(int64_t epoch, int64_t batch, const std::vector<int64_t>& order) const {
+  thread_local at::Tensor scratch;  // one scan as stored, reused by this thread
   StudyBatch out;
   out.epoch = epoch;
   out.batch = batch;
   const int64_t begin = batch * options_.batch_size;
   const int64_t end = std::min<int64_t>(begin + options_.batch_size, static_cast<int64_t>(order.size()));
-  std::vector<at::Tensor> images;
+  at::Tensor buffer;
+  std::vector<int64_t> filled;  // slots that hold a study
   for (int64_t position = begin; position < end; ++position) {
     const int64_t index = order[static_cast<size_t>(position)];
     const ManifestStudy& study = dataset_.study(index);
     Random rng(study_seed(options_.seed, epoch, position));
     try {
       const auto scans = select_scans(static_cast<int64_t>(study.scans.size()), options_.num_scans, rng);
-      at::Tensor image = dataset_.load_image(index, scans);
+      std::vector<int64_t> sizes = dataset_.scan_shape(index, scans.front());
+      sizes.insert(sizes.begin(), {static_cast<int64_t>(scans.size()), 1});
+      if (!buffer.defined()) {
+        sizes.insert(sizes.begin(), end - begin);
+        buffer = acquire_buffer(sizes);
+      } else if (buffer[0].sizes() != at::IntArrayRef(sizes)) {
+        throw Error(
+            fmt::format("image {} differs from the batch's {}; evaluation batches of studies with "
+                        "different scan counts or sizes need batch size 1",
+                        c10::str(at::IntArrayRef(sizes)), c10::str(buffer[0].sizes())));
+      }
+      at::Tensor slot = buffer[static_cast<int64_t>(filled.size())];
+      dataset_.load_image_into(index, scans, slot, scratch);
       std::vector<std::string> texts;
       if (options_.texts) {
         texts = text::process_report(report_sentences(study, options_.report_source), options_.report, rng);
       }
-      if (!images.empty() && image.sizes() != images.front().sizes()) {
-        throw Error(
-            fmt::format("image {} differs from the batch's {}; "
-                        "evaluation batches of studies with "
-                        "different scan counts need batch size 1",
-                        c10::str(image.sizes()), c10::str(images.front().sizes())));
-      }
-      images.push_back(std::move(image));
+      filled.push_back(position);
       out.indices.push_back(index);
       out.ids.push_back(study.id);
       out.texts.push_back(std::move(texts));
@@ -81,8 +103,9 @@ StudyBatch StudyLoader::build_batch(int64_t epoch, int64_t batch, const std::vec
       ++out.failed;
     }
   }
-  if (!images.empty()) {
-    out.image = at::stack(images);
+  if (!filled.empty()) {
+    const auto count = static_cast<int64_t>(filled.size());
+    out.image = count == buffer.size(0) ? buffer : buffer.slice(0, 0, count).clone();
 #ifdef HLIP_WITH_CUDA
     if (options_.pin_memory && at::hasCUDA()) out.image = out.image.pin_memory();
 #endif

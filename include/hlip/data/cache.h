@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace hlip::data {
 
@@ -42,6 +43,10 @@ at::Tensor read_cached_scan(const std::string& path);
 // Reads a cached scan into `out`, an existing contiguous tensor with the file's dtype and shape (a slot of
 // a batch buffer), without allocating.
 void read_cached_scan_into(const std::string& path, at::Tensor& out);
+
+// The shape and stored dtype of a cached scan, from its header alone.
+std::vector<int64_t> cached_scan_shape(const std::string& path);
+at::ScalarType cached_scan_dtype(const std::string& path);
 
 // A stored scan as float32 in [0, 1]: uint8 / 255, float16 widened.
 at::Tensor cached_to_unit_float(const at::Tensor& stored);

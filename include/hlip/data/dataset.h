@@ -66,6 +66,14 @@ class StudyDataset {
   // The scans `order` (indices into the study's scans) of study `index`, as float32 [N, 1, D, H, W] after
   // normalisation. Scans of different sizes are an error naming the study and both shapes.
   at::Tensor load_image(int64_t index, const std::vector<int64_t>& order) const;
+  // The same into `out` (float32 [N, 1, D, H, W], contiguous, e.g. a slot of a batch buffer): a cached
+  // uint8 scan is read into `scratch` (reused between calls) and normalised in one pass, so
+  // nothing large is allocated. On this kind of VM every fresh 4 KiB page costs about 12 µs to fault in, so
+  // allocating a batch's worth of temporaries costs more than reading it.
+  void load_image_into(int64_t index, const std::vector<int64_t>& order, at::Tensor& out,
+                       at::Tensor& scratch) const;
+  // [D, H, W] of a scan: from the .npy header for cached scans (nothing is read), else by loading it.
+  std::vector<int64_t> scan_shape(int64_t index, int64_t scan) const;
   // One scan as float32 [D, H, W] in [0, 1], before normalisation.
   at::Tensor load_scan(int64_t index, int64_t scan) const;
 

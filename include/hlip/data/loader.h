@@ -78,6 +78,7 @@ class StudyLoader {
  private:
   void stop();
   void worker_loop();
+  at::Tensor acquire_buffer(at::IntArrayRef sizes) const;
 
   const StudyDataset& dataset_;
   LoaderOptions options_;
@@ -95,6 +96,8 @@ class StudyLoader {
   std::map<int64_t, StudyBatch> done_;
   std::map<int64_t, std::string> errors_;  // a batch that threw, by index
   int64_t failed_studies_ = 0;
+  mutable std::mutex pool_mutex_;
+  mutable std::vector<at::Tensor> pool_;  // batch buffers, reused once no batch refers to them
 };
 
 }  // namespace hlip::data

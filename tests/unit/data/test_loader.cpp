@@ -190,3 +190,31 @@ TEST(StudyLoader, ABrokenStudyIsSkippedAndCounted) {
 
 }  // namespace
 }  // namespace hlip::data
+
+namespace hlip::data {
+namespace {
+
+TEST(StudyLoader, ReusesABatchBufferOnceTheBatchIsGone) {
+  TempDir dir;
+  StudyDataset dataset({{make_cache(dir, "m", 6, 2)}}, "");
+  LoaderOptions options;
+  options.batch_size = 2;
+  options.workers = 0;
+  StudyLoader loader(dataset, options);
+  loader.start(0);
+  const void* first = nullptr;
+  {
+    const auto batch = loader.next();
+    ASSERT_TRUE(batch);
+    first = batch->image.data_ptr();
+  }
+  const auto second = loader.next();
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->image.data_ptr(), first);  // the first batch was dropped: its buffer is reused
+  const auto third = loader.next();
+  ASSERT_TRUE(third);
+  EXPECT_NE(third->image.data_ptr(), second->image.data_ptr());  // the second is still held
+}
+
+}  // namespace
+}  // namespace hlip::data

@@ -1,0 +1,745 @@
+#include "hlip/train/trainer.h"
+
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
+#include "hlip/core/error.h"
+#include "hlip/core/files.h"
+#include "hlip/core/progress.h"
+#include "hlip/core/random.h"
+#include "hlip/data/dataset.h"
+#include "hlip/data/loader.h"
+#include "hlip/io/safetensors.h"
+#include "hlip/io/tensorboard.h"
+#include "hlip/model/losses.h"
+#include "hlip/model/state_dict.h"
+#include "hlip/text/tensors.h"
+#include "hlip/text/tokenizer.h"
+#include "hlip/train/optim.h"
+#include "hlip/train/options.h"
+
+namespace hlip::train {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr int kMaxBadStepsInARow = 10;
+constexpr const char* kCheckpointKey = "hlip.checkpoint";
+constexpr const char* kOptimizerPrefix = "optimizer.";
+constexpr const char* kRngKey = "rng.cpu";
+
+enum class Precision { kFp32, kAmpBf16, kPureBf16 };
+
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::kFp32;
+  if (name == "amp_bf16" || name == "amp") return Precision::kAmpBf16;
+  if (name == "pure_bf16") return Precision::kPureBf16;
+  throw UsageError(fmt::format("precision \"{}\" is unknown, expected fp32, amp_bf16 or pure_bf16", name));
+}
+
+std::string time_stamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y_%m_%d-%H_%M_%S", &local);
+  return text;
+}
+
+double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // kilobytes on Linux
+}
+
+bool is_model_dir(const std::string& path) {
+  std::error_code error;
+  return fs::is_regular_file(fs::path(path) / "open_clip_config.json", error);
+}
+
+// Where the run's state stands: what a checkpoint records besides tensors.
+struct Position {
+  int64_t step = 0;        // optimizer steps done
+  int64_t epoch = 0;       // the epoch in progress (or the next one when `next_batch` is 0)
+  int64_t next_batch = 0;  // the loader batch to continue from within `epoch`
+};
+
+struct Checkpoint {
+  std::map<std::string, at::Tensor> model;
+  std::map<std::string, at::Tensor> optimizer;
+  at::Tensor rng;
+  Position position;
+  json meta;
+};
+
+Checkpoint read_checkpoint(const std::string& path) {
+  auto file = io::read_safetensors(path);
+  const auto meta_text = file.metadata.find(kCheckpointKey);
+  if (meta_text == file.metadata.end()) {
+    throw Error(
+        fmt::format("{}: not an hlip training checkpoint (no \"{}\" metadata)", path, kCheckpointKey));
+  }
+  Checkpoint out;
+  out.meta = json::parse(meta_text->second, nullptr, false);
+  if (!out.meta.is_object())
+    throw Error(fmt::format("{}: metadata \"{}\" is not JSON", path, kCheckpointKey));
+  out.position = {out.meta.value("step", int64_t{0}), out.meta.value("epoch", int64_t{0}),
+                  out.meta.value("next_batch", int64_t{0})};
+  const std::string optimizer_prefix = kOptimizerPrefix;
+  for (auto& [name, tensor] : file.tensors) {
+    if (name == kRngKey) {
+      out.rng = tensor;
+    } else if (name.rfind(optimizer_prefix, 0) == 0) {
+      out.optimizer.emplace(name.substr(optimizer_prefix.size()), tensor);
+    } else {
+      out.model.emplace(name, tensor);
+    }
+  }
+  return out;
+}
+
+// Weights to fine-tune from: a model folder, a training checkpoint, or a bare
+// safetensors file.
+std::map<std::string, at::Tensor> read_weights(const std::string& path) {
+  if (fs::is_directory(path)) {
+    const fs::path file = fs::path(path) / "model.safetensors";
+    if (!fs::exists(file)) throw Error(fmt::format("{}: no model.safetensors in this folder", path));
+    return io::read_safetensors(file.string()).tensors;
+  }
+  auto file = io::read_safetensors(path);
+  std::map<std::string, at::Tensor> out;
+  for (auto& [name, tensor] : file.tensors) {
+    if (name.rfind(kOptimizerPrefix, 0) != 0 && name != kRngKey) out.emplace(name, tensor);
+  }
+  return out;
+}
+
+std::string format_metric(double value) {
+  return fmt::format("{:.4g}", value);
+}
+
+// The model, and for amp_bf16 a bf16 copy that does the computing while the
+// fp32 master takes the updates.
+class Models {
+ public:
+  Models(const model::ClipConfig& config, Precision precision) : precision_(precision) {
+    master = model::HlipClip(config);
+    if (precision_ == Precision::kPureBf16) master->to(at::kBFloat16);
+    if (precision_ == Precision::kAmpBf16) {
+      compute_ = model::HlipClip(config);
+      compute_->to(at::kBFloat16);
+    }
+  }
+
+  model::HlipClip& compute() { return precision_ == Precision::kAmpBf16 ? compute_ : master; }
+  at::ScalarType dtype() const { return precision_ == Precision::kFp32 ? at::kFloat : at::kBFloat16; }
+
+  // After the master weights changed (load, optimizer step): refresh the bf16
+  // copy.
+  void sync_compute() {
+    if (precision_ != Precision::kAmpBf16) return;
+    at::NoGradGuard no_grad;
+    const auto from = master->named_parameters(true);
+    auto to = compute_->named_parameters(true);
+    for (const auto& item : from)
+      to[item.key()].copy_(item.value());
+    const auto from_buffers = master->named_buffers(true);
+    auto to_buffers = compute_->named_buffers(true);
+    for (const auto& item : from_buffers)
+      to_buffers[item.key()].copy_(item.value());
+  }
+
+  // Before the optimizer step: the bf16 copy's gradients become the master's,
+  // in fp32.
+  void gradients_to_master() {
+    if (precision_ != Precision::kAmpBf16) return;
+    const auto from = compute_->named_parameters(true);
+    auto to = master->named_parameters(true);
+    for (const auto& item : from) {
+      at::Tensor& target = to[item.key()];
+      if (!target.requires_grad()) continue;
+      const at::Tensor& grad = item.value().grad();
+      target.mutable_grad() = grad.defined() ? grad.to(at::kFloat) : at::Tensor();
+    }
+  }
+
+  void zero_compute_grad() {
+    if (precision_ == Precision::kAmpBf16) compute_->zero_grad(/*set_to_none=*/true);
+  }
+
+  void train_mode(bool on) {
+    master->train(on);
+    if (precision_ == Precision::kAmpBf16) compute_->train(on);
+  }
+
+  model::HlipClip master{nullptr};
+
+ private:
+  Precision precision_;
+  model::HlipClip compute_{nullptr};
+};
+
+struct StepLoss {
+  at::Tensor total;
+  at::Tensor sentence;
+  at::Tensor report;
+};
+
+class Trainer {
+ public:
+  Trainer(TrainOptions options, const Evaluator& evaluator)
+      : options_(std::move(options)),
+        evaluator_(evaluator),
+        precision_(parse_precision(options_.precision)) {}
+
+  TrainResult run();
+
+ private:
+  void validate_options() const;
+  void set_up_run_folder();
+  void build_model();
+  void build_data();
+  text::TextTensors encode_texts(const std::vector<std::vector<std::string>>& texts) const;
+  StepLoss compute_loss(const at::Tensor& image_features, const at::Tensor& text_features,
+                        const model::ClipOutput& output, int64_t batch) const;
+  model::ClipOutput forward(model::HlipClipImpl& model, const data::StudyBatch& batch,
+                            const text::TextTensors& texts) const;
+  std::optional<StepLoss> train_step(std::vector<data::StudyBatch>& micro);
+  double validation_loss();
+  void save_checkpoint(const std::string& name, const Position& position);
+  void log_metrics(const json& line);
+
+  TrainOptions options_;
+  Evaluator evaluator_;
+  Precision precision_;
+  fs::path run_dir_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::unique_ptr<io::EventWriter> events_;
+  std::ofstream metrics_;
+
+  model::ClipConfig config_;
+  std::string tokenizer_path_;
+  std::optional<text::Tokenizer> tokenizer_;
+  std::unique_ptr<Models> models_;
+  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<data::StudyDataset> train_set_;
+  std::unique_ptr<data::StudyDataset> val_set_;
+  std::unique_ptr<data::StudyLoader> loader_;
+  ScheduleOptions schedule_;
+  Position position_;
+  std::optional<Checkpoint> resumed_;
+  bool dual_ = false;
+  int64_t skipped_steps_ = 0;
+};
+
+void Trainer::validate_options() const {
+  if (options_.train_data.empty()) throw UsageError("no --train-data given");
+  const auto positive = [](const char* name, int64_t value) {
+    if (value < 1) throw UsageError(fmt::format("--{} {} must be at least 1", name, value));
+  };
+  positive("batch-size", options_.batch_size);
+  positive("accum-freq", options_.accum_freq);
+  positive("accum-batch", options_.accum_batch);
+  positive("epochs", options_.epochs);
+  positive("save-frequency", options_.save_frequency);
+  positive("log-every-steps", options_.log_every_steps);
+  if (options_.num_scans < 1)
+    throw UsageError(fmt::format("--num-scans {} must be at least 1", options_.num_scans));
+  if (options_.warmup < 0) throw UsageError(fmt::format("--warmup {} is negative", options_.warmup));
+  (void)parse_schedule(options_.lr_scheduler);
+  if (!options_.text_process.empty()) (void)text::parse_text_process(options_.text_process);
+}
+
+void Trainer::set_up_run_folder() {
+  const std::string name = options_.name.empty() ? time_stamp() : options_.name;
+  run_dir_ = fs::path(options_.logs) / name;
+  const fs::path checkpoints = run_dir_ / "checkpoints";
+  if (options_.resume.empty() && fs::exists(checkpoints / "latest")) {
+    throw UsageError(
+        fmt::format("run folder {} already holds checkpoints: "
+                    "pass --resume latest to continue it, "
+                    "or choose another --name",
+                    run_dir_.string()));
+  }
+  create_directories(checkpoints.string());
+  logger_ = std::make_shared<spdlog::logger>(
+      "train", spdlog::sinks_init_list{spdlog::default_logger()->sinks().front(),
+                                       std::make_shared<spdlog::sinks::basic_file_sink_mt>(
+                                           (run_dir_ / "out.log").string(), /*truncate=*/false)});
+  logger_->set_level(spdlog::level::info);
+  events_ = std::make_unique<io::EventWriter>((run_dir_ / "tensorboard").string());
+  metrics_.open(run_dir_ / "metrics.jsonl", std::ios::app);
+  if (!metrics_)
+    throw Error(fmt::format("{}: cannot open for writing", (run_dir_ / "metrics.jsonl").string()));
+}
+
+void Trainer::build_model() {
+  const bool model_dir = is_model_dir(options_.model);
+  config_ = model_dir ? model::read_clip_config((fs::path(options_.model) / "open_clip_config.json").string())
+                      : model::resolve_clip_config(options_.model);
+  if (options_.force_patch_dropout >= 0) config_.vision.patch_dropout = options_.force_patch_dropout;
+  dual_ = config_.vision.pooling == model::Pooling::kDual;
+  if (options_.text_process.empty()) options_.text_process = dual_ ? "sentence-and-report" : "report";
+  const auto mode = text::parse_text_process(options_.text_process);
+  if (dual_ != (mode == text::TextProcess::kSentenceAndReport)) {
+    throw UsageError(
+        fmt::format("--text-process {} does not fit model {}: dual-pooling models train on "
+                    "sentence-and-report, the others on report or sentence",
+                    options_.text_process, options_.model));
+  }
+  if (options_.siglip && !config_.init_logit_bias) {
+    throw UsageError(
+        fmt::format("--siglip needs a model with logit_bias (init_logit_bias); {} has none", options_.model));
+  }
+  if (options_.siglip && dual_) throw UsageError("--siglip is for single-embedding models, not dual pooling");
+
+  tokenizer_path_ = options_.tokenizer;
+  if (tokenizer_path_.empty() && model_dir) tokenizer_path_ = model::model_dir_tokenizer(options_.model);
+  if (tokenizer_path_.empty() && !options_.finetune.empty() && fs::is_directory(options_.finetune)) {
+    tokenizer_path_ = model::model_dir_tokenizer(options_.finetune);
+  }
+  if (tokenizer_path_.empty()) throw UsageError("no tokenizer: pass --tokenizer (a folder or vocab.txt)");
+  tokenizer_.emplace(text::Tokenizer::from_pretrained(tokenizer_path_));
+
+  at::manual_seed(static_cast<uint64_t>(derive_seed(options_.seed, name_hash("init"))));
+  models_ = std::make_unique<Models>(config_, precision_);
+  model::HlipClip& model = models_->master;
+  if (model_dir || !options_.finetune.empty()) {
+    const std::string source = !options_.finetune.empty() ? options_.finetune : options_.model;
+    const auto report = model::load_state_dict(*model, read_weights(source));
+    logger_->info("weights from {}: {}", source, report.summary());
+  }
+  if (options_.lock_text >= 0) model->lock_text(options_.lock_text);
+  if (options_.grad_checkpointing) models_->compute()->set_grad_checkpointing(true);
+
+  if (!options_.resume.empty()) {
+    const std::string path = resolve_checkpoint(run_dir_.string(), options_.resume);
+    resumed_ = read_checkpoint(path);
+    model::load_state_dict(*model, resumed_->model);
+    position_ = resumed_->position;
+    logger_->info("resuming from {} at step {} (epoch {}, batch {})", path, position_.step, position_.epoch,
+                  position_.next_batch);
+  }
+  models_->sync_compute();
+  optimizer_ = std::make_unique<AdamW>(
+      named_trainable_parameters(*model),
+      AdamWOptions{options_.lr, options_.wd, options_.beta1, options_.beta2, options_.eps});
+  if (resumed_) {
+    optimizer_->load_state(resumed_->optimizer);
+    if (resumed_->rng.defined()) {
+      at::Generator generator = at::detail::getDefaultCPUGenerator();  // a handle to the shared one
+      generator.set_state(resumed_->rng);
+    }
+  }
+  int64_t parameters = 0;
+  for (const auto& p : optimizer_->parameters())
+    parameters += p.tensor.numel();
+  logger_->info("model {}: {:.2f} M trainable parameters, precision {}", options_.model, parameters / 1e6,
+                options_.precision);
+}
+
+void Trainer::build_data() {
+  std::optional<preprocess::Preset> preset;
+  if (!options_.preset.empty()) preset = preprocess::preset_by_name(options_.preset);
+  std::vector<data::DataSource> sources;
+  for (const auto& spec : options_.train_data)
+    sources.push_back(data::parse_data_source(spec));
+  train_set_ = std::make_unique<data::StudyDataset>(sources, options_.train_split, preset);
+  if (train_set_->size() == 0) {
+    throw UsageError(fmt::format("no studies of split \"{}\" in the training data", options_.train_split));
+  }
+  std::vector<data::DataSource> val_sources;
+  for (const auto& spec : options_.val_data.empty() ? options_.train_data : options_.val_data) {
+    val_sources.push_back(data::parse_data_source(spec));
+  }
+  if (options_.val_frequency > 0) {
+    val_set_ = std::make_unique<data::StudyDataset>(val_sources, options_.val_split, preset);
+    if (val_set_->size() < 2) val_set_.reset();  // a contrastive loss needs two studies
+  }
+  data::LoaderOptions loader;
+  loader.batch_size = options_.batch_size;
+  loader.num_scans = options_.num_scans;
+  loader.seed = options_.seed;
+  loader.workers = options_.workers;
+  loader.report.mode = text::parse_text_process(options_.text_process);
+  loader.report_source = options_.report_source;
+  loader_ = std::make_unique<data::StudyLoader>(*train_set_, loader);
+
+  const int64_t micro_per_step = options_.accum_freq * options_.accum_batch;
+  const int64_t steps_per_epoch = loader_->batches_per_epoch() / micro_per_step;
+  if (steps_per_epoch < 1) {
+    throw UsageError(fmt::format("{} training studies make no full step of {} × {} × {} studies",
+                                 train_set_->size(), options_.batch_size, options_.accum_batch,
+                                 options_.accum_freq));
+  }
+  schedule_.schedule = parse_schedule(options_.lr_scheduler);
+  schedule_.base_lr = options_.lr;
+  schedule_.warmup_steps = options_.warmup;
+  schedule_.total_steps = steps_per_epoch * options_.epochs;
+  if (options_.max_steps > 0) schedule_.total_steps = std::min(schedule_.total_steps, options_.max_steps);
+  schedule_.cooldown_steps = steps_per_epoch * options_.epochs_cooldown;
+  schedule_.lr_cooldown_end = options_.lr_cooldown_end;
+  schedule_.cooldown_power = options_.lr_cooldown_power;
+  logger_->info("{} training studies, {} steps per epoch, {} steps in all", train_set_->size(),
+                steps_per_epoch, schedule_.total_steps);
+}
+
+text::TextTensors Trainer::encode_texts(const std::vector<std::vector<std::string>>& texts) const {
+  // Sentences first, then reports (split_text_features' order).
+  std::vector<std::string> flat;
+  const size_t per_study = texts.empty() ? 1 : texts.front().size();
+  for (size_t column = 0; column < per_study; ++column) {
+    for (const auto& study : texts)
+      flat.push_back(study.at(column));
+  }
+  return text::to_tensors(
+      tokenizer_->encode_batch(flat, text::EncodeOptions::fixed_length(config_.text.context_length)));
+}
+
+model::ClipOutput Trainer::forward(model::HlipClipImpl& model, const data::StudyBatch& batch,
+                                   const text::TextTensors& texts) const {
+  return model.forward(batch.image.to(models_->dtype()), texts.input_ids, texts.attention_mask);
+}
+
+StepLoss Trainer::compute_loss(const at::Tensor& image_features, const at::Tensor& text_features,
+                               const model::ClipOutput& output, int64_t batch) const {
+  const at::Tensor image = image_features.to(at::kFloat);
+  const at::Tensor text = text_features.to(at::kFloat);
+  const at::Tensor scale = output.logit_scale.to(at::kFloat);
+  const at::Tensor bias = output.logit_bias.defined() ? output.logit_bias.to(at::kFloat) : at::Tensor();
+  if (options_.siglip) {
+    const at::Tensor loss = model::siglip_loss(image.select(1, 0), text, scale, bias);
+    return {loss, loss, at::Tensor()};
+  }
+  const auto [sentences, reports] = model::split_text_features(text, batch);
+  const auto loss = model::hlip_loss(image, sentences, reports, scale, bias);
+  return {loss.total, loss.sentence, loss.report};
+}
+
+std::optional<StepLoss> Trainer::train_step(std::vector<data::StudyBatch>& micro) {
+  model::HlipClipImpl& model = *models_->compute();
+  std::vector<text::TextTensors> texts;
+  for (const auto& batch : micro)
+    texts.push_back(encode_texts(batch.texts));
+  StepLoss loss;
+  if (micro.size() == 1) {
+    const auto output = forward(model, micro[0], texts[0]);
+    loss = compute_loss(output.image_features, output.text_features, output, micro[0].image.size(0));
+    if (!std::isfinite(loss.total.item<double>())) return std::nullopt;
+    loss.total.backward();
+  } else {
+    // open_clip's accum-freq: features of every micro-batch without gradients
+    // first, then each micro-batch again with gradients, its features swapped
+    // into the full set, so every loss sees all negatives.
+    std::vector<at::Tensor> images, sentences, reports;
+    int64_t total = 0;
+    {
+      at::NoGradGuard no_grad;
+      for (size_t j = 0; j < micro.size(); ++j) {
+        const auto output = forward(model, micro[j], texts[j]);
+        const int64_t b = micro[j].image.size(0);
+        images.push_back(output.image_features);
+        sentences.push_back(output.text_features.slice(0, 0, b));
+        reports.push_back(output.text_features.slice(0, b));
+        total += b;
+      }
+    }
+    for (size_t j = 0; j < micro.size(); ++j) {
+      const auto output = forward(model, micro[j], texts[j]);
+      const int64_t b = micro[j].image.size(0);
+      auto all_images = images;
+      auto all_sentences = sentences;
+      auto all_reports = reports;
+      all_images[j] = output.image_features;
+      all_sentences[j] = output.text_features.slice(0, 0, b);
+      all_reports[j] = output.text_features.slice(0, b);
+      at::Tensor text = at::cat(all_sentences);
+      if (dual_) text = at::cat({text, at::cat(all_reports)});
+      loss = compute_loss(at::cat(all_images), text, output, total);
+      if (!std::isfinite(loss.total.item<double>())) return std::nullopt;
+      loss.total.backward();
+    }
+  }
+  return loss;
+}
+
+double Trainer::validation_loss() {
+  if (!val_set_) return std::nan("");
+  data::LoaderOptions options;
+  options.batch_size = std::min<int64_t>(options_.batch_size * options_.accum_batch, val_set_->size());
+  options.num_scans = options_.num_scans;
+  options.seed = derive_seed(options_.seed, name_hash("validation"));
+  options.shuffle = false;
+  options.workers = options_.workers;
+  options.report.mode = text::parse_text_process(options_.text_process);
+  options.report_source = options_.report_source;
+  data::StudyLoader loader(*val_set_, options);
+  loader.start(0);
+  at::NoGradGuard no_grad;
+  models_->train_mode(false);
+  double sum = 0;
+  int64_t count = 0;
+  while (auto batch = loader.next()) {
+    if (batch->image.size(0) < 2) continue;
+    const auto texts = encode_texts(batch->texts);
+    const auto output = forward(*models_->compute(), *batch, texts);
+    sum += compute_loss(output.image_features, output.text_features, output, batch->image.size(0))
+               .total.item<double>();
+    ++count;
+  }
+  models_->train_mode(true);
+  return count > 0 ? sum / static_cast<double>(count) : std::nan("");
+}
+
+void Trainer::save_checkpoint(const std::string& name, const Position& position) {
+  std::map<std::string, at::Tensor> tensors = model::named_state(*models_->master);
+  for (const auto& [key, value] : optimizer_->state())
+    tensors.emplace(kOptimizerPrefix + key, value);
+  tensors.emplace(kRngKey, at::detail::getDefaultCPUGenerator().get_state());
+  const json meta = {{"step", position.step},
+                     {"epoch", position.epoch},
+                     {"next_batch", position.next_batch},
+                     {"skipped_steps", skipped_steps_},
+                     {"model_cfg", config_.to_json()},
+                     {"hlip_version", HLIP_VERSION_STRING}};
+  const fs::path dir = run_dir_ / "checkpoints";
+  io::write_safetensors((dir / name).string(), tensors,
+                        {{kCheckpointKey, meta.dump()}, {"format", "pt"}, {"params", to_toml(options_)}});
+  write_file_atomic((dir / "latest").string(), name + "\n");
+  logger_->info("checkpoint {} (step {})", (dir / name).string(), position.step);
+}
+
+void Trainer::log_metrics(const json& line) {
+  metrics_ << line.dump() << "\n";
+  metrics_.flush();
+  const int64_t step = line.value("step", int64_t{0});
+  for (const auto& [key, value] : line.items()) {
+    if (!value.is_number() || key == "step" || key == "epoch") continue;
+    events_->add_scalar(key, value.get<double>(), step);
+  }
+}
+
+TrainResult Trainer::run() {
+  const auto started = std::chrono::steady_clock::now();
+  validate_options();
+  set_up_run_folder();
+  build_model();
+  build_data();
+  write_file_atomic((run_dir_ / "params.toml").string(), to_toml(options_));  // settings as resolved
+  models_->train_mode(true);
+
+  TrainResult result;
+  result.run_dir = run_dir_.string();
+  const int64_t micro_per_step = options_.accum_freq * options_.accum_batch;
+  ProgressOptions progress_options;
+  if (!options_.progress) progress_options.mode = ProgressMode::kOff;
+  Progress progress("train", schedule_.total_steps, "steps", progress_options);
+  progress.advance(position_.step);
+  int64_t bad_in_a_row = 0;
+  int64_t studies_seen = 0;
+  double epoch_loss_sum = 0;
+  int64_t epoch_loss_count = 0;
+  bool done = position_.step >= schedule_.total_steps;
+  while (!done && position_.epoch < options_.epochs) {
+    const int64_t epoch = position_.epoch;
+    loader_->start(epoch, position_.next_batch);
+    epoch_loss_sum = 0;
+    epoch_loss_count = 0;
+    while (true) {
+      const auto step_started = std::chrono::steady_clock::now();
+      double data_wait = 0;
+      // accum_freq groups of accum_batch loader batches, each group
+      // concatenated into one forward.
+      std::vector<data::StudyBatch> micro;
+      int64_t last_batch = -1;
+      for (int64_t f = 0; f < options_.accum_freq; ++f) {
+        std::vector<data::StudyBatch> parts;
+        for (int64_t a = 0; a < options_.accum_batch; ++a) {
+          auto batch = loader_->next();
+          if (!batch) break;
+          data_wait += batch->wait_seconds;
+          last_batch = batch->batch;
+          parts.push_back(std::move(*batch));
+        }
+        if (static_cast<int64_t>(parts.size()) < options_.accum_batch) break;
+        data::StudyBatch joined = std::move(parts.front());
+        for (size_t p = 1; p < parts.size(); ++p) {
+          joined.image = at::cat({joined.image, parts[p].image});
+          joined.ids.insert(joined.ids.end(), parts[p].ids.begin(), parts[p].ids.end());
+          joined.texts.insert(joined.texts.end(), parts[p].texts.begin(), parts[p].texts.end());
+        }
+        micro.push_back(std::move(joined));
+      }
+      if (static_cast<int64_t>(micro.size()) < options_.accum_freq) break;  // end of the epoch
+      int64_t studies = 0;
+      for (const auto& m : micro)
+        studies += m.image.size(0);
+
+      const double lr = learning_rate(schedule_, position_.step);
+      optimizer_->set_lr(lr);
+      optimizer_->zero_grad();
+      models_->zero_compute_grad();
+      const auto loss = train_step(micro);
+      position_.next_batch = last_batch + 1;
+      if (!loss) {
+        ++skipped_steps_;
+        ++bad_in_a_row;
+        logger_->warn("step {}: the loss is not finite; step skipped ({} in a row)", position_.step,
+                      bad_in_a_row);
+        log_metrics({{"step", position_.step}, {"epoch", epoch}, {"skipped_step", 1}});
+        if (bad_in_a_row >= kMaxBadStepsInARow) {
+          throw Error(
+              fmt::format("{} steps in a row had a non-finite loss (last at "
+                          "step {}); stopping. Lower "
+                          "--lr, add --grad-clip-norm, or check the data",
+                          bad_in_a_row, position_.step));
+        }
+        continue;
+      }
+      bad_in_a_row = 0;
+      models_->gradients_to_master();
+      const double grad_norm = clip_grad_norm(optimizer_->parameters(), options_.grad_clip_norm);
+      optimizer_->step();
+      models_->master->clamp_logit_scale();
+      models_->sync_compute();
+      ++position_.step;
+      studies_seen += studies;
+      progress.advance();
+
+      const double total = loss->total.item<double>();
+      epoch_loss_sum += total;
+      ++epoch_loss_count;
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - step_started).count();
+      if (position_.step % options_.log_every_steps == 0 || position_.step == 1) {
+        json line = {{"step", position_.step},
+                     {"epoch", epoch},
+                     {"loss", total},
+                     {"lr", lr},
+                     {"logit_scale", models_->master->logit_scale.exp().item<double>()},
+                     {"grad_norm", grad_norm},
+                     {"studies_per_s", static_cast<double>(studies) / seconds},
+                     {"step_s", seconds},
+                     {"data_wait_s", data_wait},
+                     {"peak_rss_mib", peak_rss_mib()}};
+        if (loss->report.defined()) {
+          line["loss_sentence"] = loss->sentence.item<double>();
+          line["loss_report"] = loss->report.item<double>();
+        }
+        log_metrics(line);
+        progress.set_postfix(fmt::format("loss {} lr {:.2e}", format_metric(total), lr));
+        if (progress.mode() != ProgressMode::kBar) {
+          logger_->info("step {}/{} epoch {} loss {} lr {:.3e} {:.2f} studies/s", position_.step,
+                        schedule_.total_steps, epoch, format_metric(total), lr,
+                        static_cast<double>(studies) / seconds);
+        }
+      }
+      if (options_.save_every_steps > 0 && position_.step % options_.save_every_steps == 0) {
+        save_checkpoint(fmt::format("step_{}.safetensors", position_.step), position_);
+      }
+      if (position_.step >= schedule_.total_steps) {
+        done = true;
+        break;
+      }
+    }
+    const bool epoch_finished =
+        !done || position_.next_batch >= loader_->batches_per_epoch() / micro_per_step * micro_per_step;
+    json summary = {{"step", position_.step}, {"epoch", epoch + 1}};
+    if (epoch_loss_count > 0)
+      summary["train_loss_epoch"] = epoch_loss_sum / static_cast<double>(epoch_loss_count);
+    if (epoch_finished) {
+      position_.epoch = epoch + 1;
+      position_.next_batch = 0;
+    }
+    if (epoch_finished && options_.val_frequency > 0 && (epoch + 1) % options_.val_frequency == 0) {
+      const double val = validation_loss();
+      if (std::isfinite(val)) summary["val_loss"] = val;
+    }
+    if (epoch_finished && evaluator_ && options_.zeroshot_frequency > 0 &&
+        (epoch + 1) % options_.zeroshot_frequency == 0) {
+      models_->train_mode(false);
+      for (const auto& [key, value] : evaluator_(models_->master, *tokenizer_, epoch + 1))
+        summary["zeroshot/" + key] = value;
+      models_->train_mode(true);
+    }
+    if (summary.size() > 2) {
+      log_metrics(summary);
+      logger_->info("epoch {} done: {}", epoch + 1, summary.dump());
+    }
+    if (epoch_finished &&
+        ((epoch + 1) % options_.save_frequency == 0 || position_.epoch == options_.epochs || done)) {
+      save_checkpoint(fmt::format("epoch_{}.safetensors", epoch + 1), position_);
+      const fs::path previous =
+          run_dir_ / "checkpoints" / fmt::format("epoch_{}.safetensors", epoch + 1 - options_.save_frequency);
+      if (options_.delete_previous_checkpoint && epoch + 1 > options_.save_frequency) {
+        std::error_code ignored;
+        fs::remove(previous, ignored);
+      }
+    } else if (done) {
+      save_checkpoint(fmt::format("step_{}.safetensors", position_.step), position_);
+    }
+    if (epoch_loss_count > 0) result.final_loss = epoch_loss_sum / static_cast<double>(epoch_loss_count);
+  }
+  progress.finish();
+  events_->flush();
+
+  // The final model, as a released one: open_clip_config.json,
+  // model.safetensors and the tokenizer.
+  const fs::path model_dir = run_dir_ / "model";
+  model::SaveModelDirOptions save;
+  save.tokenizer = tokenizer_path_;
+  save.metadata = {{"hlip_run", run_dir_.string()}, {"step", std::to_string(position_.step)}};
+  model::save_model_dir(models_->master, config_, model_dir.string(), save);
+
+  result.model_dir = model_dir.string();
+  result.steps = position_.step;
+  result.epochs = position_.epoch;
+  result.skipped_steps = skipped_steps_;
+  result.failed_studies = loader_->failed_studies();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  result.studies_per_second = result.seconds > 0 ? static_cast<double>(studies_seen) / result.seconds : 0;
+  logger_->info(
+      "finished: {} steps, {} epochs, final epoch loss {}, {} "
+      "skipped steps, {} failed studies; model "
+      "in {}",
+      result.steps, result.epochs, format_metric(result.final_loss), result.skipped_steps,
+      result.failed_studies, result.model_dir);
+  return result;
+}
+
+}  // namespace
+
+std::string resolve_checkpoint(const std::string& run_dir, const std::string& reference) {
+  if (reference != "latest") {
+    if (!fs::exists(reference)) throw Error(fmt::format("{}: no such checkpoint", reference));
+    return reference;
+  }
+  const fs::path latest = fs::path(run_dir) / "checkpoints" / "latest";
+  std::ifstream in(latest);
+  std::string name;
+  if (!in || !std::getline(in, name) || name.empty()) {
+    throw Error(fmt::format("{}: no checkpoint to resume (the run has not saved one)", latest.string()));
+  }
+  const fs::path path = fs::path(run_dir) / "checkpoints" / name;
+  if (!fs::exists(path))
+    throw Error(fmt::format("{}: names {}, which does not exist", latest.string(), name));
+  return path.string();
+}
+
+TrainResult train(const TrainOptions& options, const Evaluator& evaluator) {
+  return Trainer(options, evaluator).run();
+}
+
+}  // namespace hlip::train

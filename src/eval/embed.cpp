@@ -1,0 +1,111 @@
+#include "hlip/eval/embed.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+
+#include "hlip/core/error.h"
+#include "hlip/core/progress.h"
+#include "hlip/data/loader.h"
+#include "hlip/io/safetensors.h"
+
+namespace hlip::eval {
+
+EvalScope::EvalScope(model::HlipClipImpl& model) : model_(model), was_training_(model.is_training()) {
+  model_.eval();
+}
+
+EvalScope::~EvalScope() {
+  model_.train(was_training_);
+}
+
+at::Tensor embed_study(model::HlipClipImpl& model, const at::Tensor& image) {
+  if (image.dim() != 5) {
+    throw Error(
+        fmt::format("study image has shape [{}]; expected [N, 1, D, H, W]", fmt::join(image.sizes(), ", ")));
+  }
+  EvalScope scope(model);
+  const auto parameters = model.parameters();
+  const at::Tensor& reference = parameters.front();
+  const at::Tensor input = image.unsqueeze(0).to(reference.device(), reference.scalar_type());
+  return model.encode_image(input).squeeze(0).to(at::kCPU, at::kFloat).contiguous();
+}
+
+at::Tensor study_image_from_volumes(const std::vector<io::Volume>& volumes, const preprocess::Preset& preset,
+                                    const data::Normalization& normalization) {
+  if (volumes.empty()) throw Error("a study needs at least one scan");
+  std::vector<at::Tensor> scans;
+  std::vector<std::string> names;
+  for (const io::Volume& volume : volumes) {
+    for (auto& scan : preprocess::preprocess_volume(volume, preset)) {
+      const std::string name = volume.source_path + (scan.suffix.empty() ? "" : " (" + scan.suffix + ")");
+      if (!scans.empty() && scan.data.sizes() != scans.front().sizes()) {
+        throw Error(fmt::format("{}: preprocessed to [{}] but {} to [{}]; a study's scans must agree", name,
+                                fmt::join(scan.data.sizes(), ", "), names.front(),
+                                fmt::join(scans.front().sizes(), ", ")));
+      }
+      scans.push_back(std::move(scan.data));
+      names.push_back(name);
+    }
+  }
+  const at::Tensor stacked = at::stack(scans).unsqueeze(1);  // [N, 1, D, H, W]
+  return ((stacked - normalization.mean) / normalization.std).contiguous();
+}
+
+at::Tensor study_image_from_files(const std::vector<std::string>& paths, const preprocess::Preset& preset,
+                                  const data::Normalization& normalization) {
+  std::vector<io::Volume> volumes;
+  volumes.reserve(paths.size());
+  for (const std::string& path : paths)
+    volumes.push_back(io::read_volume(path));
+  return study_image_from_volumes(volumes, preset, normalization);
+}
+
+StudyEmbeddings embed_dataset(model::HlipClipImpl& model, const data::StudyDataset& dataset,
+                              const EmbedOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  data::LoaderOptions loader_options;
+  loader_options.batch_size = 1;  // HLIP evaluates one study at a time: studies differ in scan count
+  loader_options.num_scans = 0;   // every scan
+  loader_options.shuffle = false;
+  loader_options.drop_last = false;
+  loader_options.texts = false;
+  loader_options.workers = options.workers;
+  loader_options.pin_memory = false;
+  data::StudyLoader loader(dataset, loader_options);
+  loader.start(0);
+
+  StudyEmbeddings out;
+  std::vector<at::Tensor> rows;
+  ProgressOptions progress_options;
+  if (!options.progress) progress_options.mode = ProgressMode::kOff;
+  Progress progress("embed", dataset.size(), "studies", progress_options);
+  while (auto batch = loader.next()) {
+    for (size_t i = 0; i < batch->ids.size(); ++i) {
+      rows.push_back(embed_study(model, batch->image[static_cast<int64_t>(i)]));
+      out.ids.push_back(batch->ids[i]);
+      out.indices.push_back(batch->indices[i]);
+    }
+    progress.advance(static_cast<int64_t>(batch->ids.size()) + batch->failed);
+  }
+  progress.finish();
+  out.failed = loader.failed_studies();
+  if (rows.empty()) {
+    throw Error(fmt::format("none of the {} studies could be embedded ({} failed to load)", dataset.size(),
+                            out.failed));
+  }
+  out.embeddings = at::stack(rows);
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return out;
+}
+
+void write_embeddings(const StudyEmbeddings& embeddings, const std::string& path,
+                      std::map<std::string, std::string> metadata) {
+  metadata["format"] = "pt";
+  metadata["studies"] = nlohmann::json(embeddings.ids).dump();
+  io::write_safetensors(path, {{"image_embeds", embeddings.embeddings}}, metadata);
+}
+
+}  // namespace hlip::eval

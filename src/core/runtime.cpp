@@ -3,12 +3,14 @@
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
 #include <fmt/format.h>
+#include <malloc.h>
 #include <sched.h>
 #include <torch/cuda.h>
 
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -63,6 +65,13 @@ void configure_threads(int threads) {
   if (auto set_openblas_threads = find_symbol<SetThreads>("openblas_set_num_threads")) {
     set_openblas_threads(threads);
   }
+}
+
+bool keep_freed_memory() {
+  constexpr int kMaxMmapThreshold = 32 * 1024 * 1024;  // glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64 bit
+  const bool threshold = mallopt(M_MMAP_THRESHOLD, kMaxMmapThreshold) == 1;
+  const bool trim = mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max()) == 1;
+  return threshold && trim;
 }
 
 void use_one_thread_in_this_worker() {

@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
   }
 
   try {
+    hlip::keep_freed_memory();
     hlip::configure_threads(threads);
     const CLI::App* chosen = app.get_subcommands().front();
     return runners.at(chosen)();

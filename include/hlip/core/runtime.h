@@ -43,6 +43,13 @@ int hardware_threads();
 // both.
 void configure_threads(int threads);
 
+// Makes glibc's allocator keep freed memory for reuse instead of returning it to the kernel: blocks up to
+// 32 MiB (glibc's maximum) come from the heap rather than fresh mappings, and the heap is not trimmed. On
+// the VMs hlip was measured on, faulting in a fresh 4 KiB page costs about 12 µs, so a training step that
+// allocated its activations anew each time spent most of its time in the kernel (docs/performance.md).
+// Returns false when glibc refused a setting.
+bool keep_freed_memory();
+
 // For a background worker thread (data loading, generation): its own LibTorch operations run on one
 // thread, leaving the cores to the main thread, and nothing else changes. LibTorch's at::set_num_threads
 // would not do: it also sets the count that every thread started later initialises itself with, so a worker

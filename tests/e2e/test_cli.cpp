@@ -7,8 +7,9 @@
 namespace hlip::test {
 namespace {
 
-const char* const kSubcommands[] = {"version", "doctor", "inspect", "synth", "manifest",
-                                    "prepare", "info",   "convert", "vocab", "tokenize", "forward"};
+const char* const kSubcommands[] = {"version", "doctor",   "inspect", "synth", "manifest",
+                                    "prepare", "info",     "convert", "vocab", "tokenize",
+                                    "forward", "zeroshot", "embed",   "train", "report"};
 
 TEST(Cli, HelpListsEverySubcommand) {
   const auto result = run_hlip("--help");

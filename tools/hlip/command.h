@@ -31,5 +31,9 @@ Command convert_command();
 Command vocab_command();
 Command tokenize_command();
 Command forward_command();
+Command train_command();
+Command zeroshot_command();
+Command embed_command();
+Command report_command();
 
 }  // namespace hlip::cli

@@ -17,6 +17,10 @@ const std::vector<Command>& all_commands() {
       vocab_command(),
       tokenize_command(),
       forward_command(),
+      train_command(),
+      zeroshot_command(),
+      embed_command(),
+      report_command(),
   };
   // clang-format on
   return commands;

@@ -449,6 +449,7 @@ json results_json(const ZeroShotResult& result) {
     if (c.at_default) {
       entry.update(threshold_json(*c.at_default));
     } else {
+      entry["threshold"] = task.threshold ? json(*task.threshold) : json(nullptr);
       entry["threshold_rule"] = threshold_rule(task);
     }
     if (c.at_optimal) {

@@ -1,0 +1,313 @@
+// `hlip zeroshot` and `hlip embed` on synthetic studies with an untrained tiny model (the checked-in
+// tiny-cls-scanstudy reference weights, 8×24×40 input): results.json and scores.csv agree (AUC recomputed
+// here from scores.csv), skips are counted, one raw study gets a ranked table, embeddings are written with
+// their study ids, and bad input gives one-line errors. An untrained model scores at chance: these tests
+// check the plumbing, not accuracy.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "cli_runner.h"
+#include "safetensors_file.h"
+#include "temp_dir.h"
+
+namespace hlip::test {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+const std::string kData = HLIP_TEST_DATA_DIR;
+const char* const kCase = "tiny-cls-scanstudy";
+
+std::vector<std::string> lines_of(const fs::path& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);)
+    lines.push_back(line);
+  return lines;
+}
+
+// The model folder: the reference case's vision and text weights as two shards, and a word-level vocabulary
+// within the case's 64 ids ([PAD] 0, [CLS] 2, [SEP] 3 as the case's config says).
+void assemble_model(const fs::path& folder) {
+  fs::create_directories(folder / "tokenizer");
+  const std::string name = kCase;
+  fs::copy_file(kData + "/clip/" + name + "/open_clip_config.json", folder / "open_clip_config.json");
+  const std::pair<std::string, std::string> shards[] = {
+      {"model-00001-of-00002.safetensors", kData + "/vision/" + name + "/model.safetensors"},
+      {"model-00002-of-00002.safetensors", kData + "/clip/" + name + "/text.safetensors"}};
+  json map = json::object();
+  for (const auto& [shard, source] : shards) {
+    fs::create_symlink(source, folder / shard);
+    const json header = read_safetensors_header(source);
+    for (const auto& [key, info] : header.items()) {
+      if (key != "__metadata__") map[key] = shard;
+    }
+  }
+  std::ofstream(folder / "model.safetensors.index.json") << json{{"weight_map", map}}.dump(1);
+  std::ofstream vocab(folder / "tokenizer" / "vocab.txt");
+  for (const char* token :
+       {"[PAD]",  "[UNK]", "[CLS]",    "[SEP]",      "[MASK]",     "this",         "study",
+        "shows",  ":",     ".",        "no",         "acute",      "intracranial", "abnormality",
+        "normal", "mri",   "of",       "the",        "brain",      "infarct",      "stroke",
+        "glioma", "glial", "neoplasm", "meningioma", "metastasis", "metastatic",   "disease"})
+    vocab << token << "\n";
+}
+
+// Shared by every test of the suite: one synthetic dataset, its cache and the model folder.
+class ZeroShot : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    temp_ = new TempDir("hlip_e2e_zeroshot");
+    const fs::path root = temp_->path();
+    const auto synth = run_hlip("synth --out " + (root / "data").string() +
+                                " --studies 16 --seed 3 --splits 0.25,0,0.75 --no-progress");
+    ASSERT_EQ(synth.exit_code, 0) << synth.err;
+    std::ofstream(root / "small.toml")
+        << "base = \"mri-brain\"\nname = \"small\"\noutput_size = [8, 24, 40]\n"
+           "resize_size = 40\n";
+    const auto prepare = run_hlip("prepare --manifest " + (root / "data" / "studies.jsonl").string() +
+                                  " --out " + (root / "cache").string() + " --preset " +
+                                  (root / "small.toml").string() + " --no-progress");
+    ASSERT_EQ(prepare.exit_code, 0) << prepare.err;
+    assemble_model(root / "model");
+  }
+  static void TearDownTestSuite() {
+    delete temp_;
+    temp_ = nullptr;
+  }
+
+  static fs::path root() { return temp_->path(); }
+  static std::string model() { return (root() / "model").string(); }
+  static std::string cache() { return (root() / "cache").string(); }
+
+  // The test split's studies, in manifest order, with their labels.
+  static std::vector<json> test_studies() {
+    std::vector<json> out;
+    for (const auto& line : lines_of(root() / "cache" / "studies.jsonl")) {
+      json study = json::parse(line);
+      if (study["split"] == "test") out.push_back(std::move(study));
+    }
+    return out;
+  }
+
+  static TempDir* temp_;
+};
+
+TempDir* ZeroShot::temp_ = nullptr;
+
+struct CsvRow {
+  std::string study, cls;
+  double score;
+  int label;
+};
+
+std::vector<CsvRow> read_scores(const fs::path& path) {
+  const auto lines = lines_of(path);
+  EXPECT_FALSE(lines.empty());
+  EXPECT_EQ(lines.front(), "study,class,score,label");
+  std::vector<CsvRow> rows;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::stringstream in(lines[i]);
+    CsvRow row;
+    std::string score, label;
+    std::getline(in, row.study, ',');
+    std::getline(in, row.cls, ',');
+    std::getline(in, score, ',');
+    std::getline(in, label, ',');
+    row.score = std::stod(score);
+    row.label = std::stoi(label);
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+// AUC by counting every (positive, negative) pair, ties 1/2: independent of hlip's sort-based roc_auc.
+double pair_auc(const std::vector<CsvRow>& rows, const std::string& cls) {
+  std::vector<double> pos, neg;
+  for (const auto& r : rows) {
+    if (r.cls == cls) (r.label == 1 ? pos : neg).push_back(r.score);
+  }
+  long long twice = 0;
+  for (double p : pos) {
+    for (double n : neg)
+      twice += p > n ? 2 : p == n ? 1 : 0;
+  }
+  return static_cast<double>(twice) / (2.0 * static_cast<double>(pos.size() * neg.size()));
+}
+
+void expect_auc_matches_scores(const json& results, const std::vector<CsvRow>& rows) {
+  for (const auto& [name, entry] : results["classes"].items()) {
+    int n_pos = 0, n_neg = 0;
+    for (const auto& r : rows) {
+      if (r.cls == name) ++(r.label == 1 ? n_pos : n_neg);
+    }
+    EXPECT_EQ(entry["n_pos"], n_pos) << name;
+    EXPECT_EQ(entry["n_neg"], n_neg) << name;
+    if (entry["auc"].is_null()) {
+      EXPECT_TRUE(n_pos == 0 || n_neg == 0) << name;
+      continue;
+    }
+    EXPECT_DOUBLE_EQ(entry["auc"].get<double>(), pair_auc(rows, name)) << name;
+    EXPECT_GE(entry["auc"].get<double>(), entry["auc_ci95"][0].get<double>() - 1e-12) << name;
+    EXPECT_LE(entry["auc"].get<double>(), entry["auc_ci95"][1].get<double>() + 1e-12) << name;
+  }
+}
+
+TEST_F(ZeroShot, MulticlassSplitWritesResultsThatScoresReproduce) {
+  const fs::path out = root() / "out-brain5";
+  const auto result =
+      run_hlip("zeroshot --model " + model() + " --data " + cache() +
+               " --split test --task synth-brain-5 --bootstrap 200 --no-progress --out " + out.string());
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("task synth-brain-5 (multiclass)"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("multiclass ("), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("glioma"), std::string::npos) << result.out;
+
+  const json results = json::parse(read_file((out / "results.json").string()));
+  const auto studies = test_studies();
+  EXPECT_EQ(results["task"], "synth-brain-5");
+  EXPECT_EQ(results["split"], "test");
+  EXPECT_EQ(results["n_studies"], studies.size());
+  EXPECT_EQ(results["failed_studies"], 0);
+  EXPECT_EQ(results["classes"].size(), 5u);
+  EXPECT_EQ(results["protocol"]["bootstrap"]["resamples"], 200);
+  EXPECT_EQ(results["protocol"]["mode"], "multiclass");
+  EXPECT_GT(results["protocol"]["logit_scale"].get<double>(), 0.0);
+  const auto rows = read_scores(out / "scores.csv");
+  // Synthetic labels are one-hot: every test study is in the multiclass population, one row per class.
+  EXPECT_EQ(rows.size(), 5 * studies.size());
+  expect_auc_matches_scores(results, rows);
+  // Softmax scores: each study's five scores sum to 1, and the label is the study's diagnosis.
+  std::map<std::string, double> sums;
+  for (const auto& r : rows)
+    sums[r.study] += r.score;
+  for (const auto& study : studies) {
+    EXPECT_NEAR(sums[study["study"].get<std::string>()], 1.0, 1e-9);
+    for (const auto& r : rows) {
+      if (r.study == study["study"]) {
+        EXPECT_EQ(r.label, study["labels"][r.cls].get<int>());
+      }
+    }
+  }
+  // Means cover the included classes; excluded ones are listed.
+  const size_t included = results["classes"].size() - results["excluded"].size();
+  EXPECT_EQ(results["mean"]["n_classes"], included);
+}
+
+TEST_F(ZeroShot, AnomalyTaskSkipsStudiesOfOtherDiseasesAndCountsThem) {
+  const fs::path out = root() / "out-anomaly";
+  const auto result =
+      run_hlip("zeroshot --model " + model() + " --data " + cache() +
+               " --task synth-anomaly --bootstrap 50 --seed 4 --no-progress --out " + out.string());
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const json results = json::parse(read_file((out / "results.json").string()));
+  const auto studies = test_studies();
+  const auto rows = read_scores(out / "scores.csv");
+  expect_auc_matches_scores(results, rows);
+  for (const char* disease : {"stroke", "glioma", "meningioma", "metastasis"}) {
+    int neither = 0;
+    for (const auto& study : studies)
+      neither += study["labels"][disease] == 0 && study["labels"]["normal"] == 0;
+    const json& skipped = results["classes"][disease]["skipped"];
+    const std::string reason = std::string("neither ") + disease + " nor normal";
+    EXPECT_EQ(skipped.value(reason, 0), neither) << disease << ": " << skipped.dump();
+    EXPECT_EQ(results["classes"][disease]["threshold"], 0.5);
+  }
+  EXPECT_EQ(results["protocol"]["bootstrap"]["seed"], 4);
+  // Probabilities of a softmax pair.
+  for (const auto& r : rows) {
+    EXPECT_GT(r.score, 0.0);
+    EXPECT_LT(r.score, 1.0);
+  }
+}
+
+TEST_F(ZeroShot, OneStudyFromRawFilesGetsARankedTable) {
+  const auto studies = test_studies();
+  ASSERT_FALSE(studies.empty());
+  // The raw NIfTI files of the first test study, from the source manifest.
+  std::string paths;
+  for (const auto& line : lines_of(root() / "data" / "studies.jsonl")) {
+    const json study = json::parse(line);
+    if (study["study"] != studies.front()["study"]) continue;
+    for (const auto& scan : study["scans"])
+      paths += " " + (root() / "data" / scan["path"].get<std::string>()).string();
+  }
+  ASSERT_FALSE(paths.empty());
+  const std::string base = "zeroshot --model " + model() + " --preset " + cache() + " --study" + paths;
+  const auto table = run_hlip(base + " --task synth-brain-5");
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.err.find("preset small"), std::string::npos) << table.err;
+  EXPECT_NE(table.out.find("rank"), std::string::npos) << table.out;
+  for (const char* name : {"normal", "stroke", "glioma", "meningioma", "metastasis"})
+    EXPECT_NE(table.out.find(name), std::string::npos) << name;
+
+  const auto as_json = run_hlip(base + " --task synth-brain-5 --json");
+  ASSERT_EQ(as_json.exit_code, 0) << as_json.err;
+  const json ranked = json::parse(as_json.out);
+  ASSERT_EQ(ranked["classes"].size(), 5u);
+  EXPECT_EQ(ranked["preset"]["name"], "small");
+  double total = 0;
+  for (size_t i = 0; i < 5; ++i) {
+    total += ranked["classes"][i]["score"].get<double>();
+    if (i > 0) {
+      EXPECT_GE(ranked["classes"][i - 1]["score"], ranked["classes"][i]["score"]);
+    }
+  }
+  EXPECT_NEAR(total, 1.0, 1e-9);
+
+  const auto classes = run_hlip(base + " --classes \"glioma, meningioma\" --json");
+  ASSERT_EQ(classes.exit_code, 0) << classes.err;
+  EXPECT_EQ(json::parse(classes.out)["classes"].size(), 2u);
+}
+
+TEST_F(ZeroShot, EmbedWritesEveryStudyWithItsId) {
+  const fs::path out = root() / "emb" / "test.safetensors";
+  const auto result = run_hlip("embed --model " + model() + " --data " + cache() +
+                               " --split test --no-progress --out " + out.string());
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const json header = read_safetensors_header(out.string());
+  const auto studies = test_studies();
+  EXPECT_EQ(header["image_embeds"]["shape"], json::array({studies.size(), 1, 24}));
+  const json ids = json::parse(header["__metadata__"]["studies"].get<std::string>());
+  ASSERT_EQ(ids.size(), studies.size());
+  for (size_t i = 0; i < ids.size(); ++i)
+    EXPECT_EQ(ids[i], studies[i]["study"]);
+  EXPECT_EQ(header["__metadata__"]["split"], "test");
+}
+
+TEST_F(ZeroShot, BadInputGivesOneLineErrors) {
+  const std::string task_file = (root() / "bad-task.json").string();
+  std::ofstream(task_file) << R"({"name": "x", "mode": "positive", "templates": ["{c}"], "clases": []})";
+  const auto bad_task = run_hlip("zeroshot --model " + model() + " --data " + cache() + " --out " +
+                                 (root() / "x").string() + " --task " + task_file);
+  EXPECT_EQ(bad_task.exit_code, 1);
+  EXPECT_NE(bad_task.err.find("bad-task.json: \"clases\": unknown field"), std::string::npos) << bad_task.err;
+  EXPECT_EQ(count_lines(bad_task.err), 1) << bad_task.err;
+
+  const auto missing = run_hlip("zeroshot --model " + model() + " --preset " + cache() +
+                                " --task synth-brain-5 " + "--study " + (root() / "nowhere.nii.gz").string());
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("nowhere.nii.gz"), std::string::npos) << missing.err;
+
+  const auto manifest =
+      run_hlip("zeroshot --model " + model() + " --task synth-brain-5 --out " + (root() / "x").string() +
+               " --data " + (root() / "data" / "studies.jsonl").string());
+  EXPECT_EQ(manifest.exit_code, 2);
+  EXPECT_NE(manifest.err.find("--preset"), std::string::npos) << manifest.err;
+
+  const auto both = run_hlip("zeroshot --model " + model() + " --data " + cache() +
+                             " --out x --task synth-brain-5 " + "--classes a,b");
+  EXPECT_EQ(both.exit_code, 2);
+}
+
+}  // namespace
+}  // namespace hlip::test

@@ -1,0 +1,353 @@
+// `hlip zeroshot`: zero-shot classification of a split with a task file (results.json, scores.csv and a
+// table), or of one study read from raw files (a ranked table of classes). `hlip embed`: image embeddings of
+// a split as safetensors. docs/zeroshot.md.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "hlip/core/error.h"
+#include "hlip/core/files.h"
+#include "hlip/data/dataset.h"
+#include "hlip/eval/embed.h"
+#include "hlip/eval/zeroshot.h"
+#include "hlip/model/clip.h"
+#include "hlip/preprocess/preset.h"
+#include "hlip/text/tokenizer.h"
+
+namespace hlip::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(fmt::format("{}: cannot open", path));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  try {
+    return json::parse(buffer.str());
+  } catch (const json::parse_error& e) {
+    throw Error(fmt::format("{}: not valid JSON: {}", path, e.what()));
+  }
+}
+
+// The preset recorded in a cache folder's cache.json: the one fixed preset, or the one for `modality`.
+preprocess::Preset cache_preset(const std::string& cache, const std::string& modality) {
+  const std::string path = (fs::path(cache) / "cache.json").string();
+  const json presets = read_json_file(path).value("presets", json::object());
+  if (presets.contains("*")) return preprocess::preset_from_json(presets["*"]);
+  if (presets.contains(modality)) return preprocess::preset_from_json(presets[modality]);
+  throw Error(
+      fmt::format("{}: \"presets\" has none for modality \"{}\" (has: {})", path, modality, presets.dump()));
+}
+
+// A preset name, a TOML file, or a cache folder (the preset it was prepared with).
+preprocess::Preset preset_from_flag(const std::string& spec, const std::string& modality) {
+  if (data::is_cache_dir(spec)) return cache_preset(spec, modality);
+  std::error_code error;
+  if (fs::is_regular_file(spec, error)) return preprocess::preset_from_toml(spec);
+  return preprocess::preset_by_name(spec);
+}
+
+struct ResolvedPreset {
+  preprocess::Preset preset;
+  std::string from;
+};
+
+// --preset, else the preset the model folder records (open_clip_config.json "preprocess_cfg"."hlip_preset"),
+// else the default preset of the modality.
+ResolvedPreset resolve_preset(const std::string& flag, const std::string& model_dir,
+                              const std::string& modality) {
+  if (!flag.empty()) return {preset_from_flag(flag, modality), "--preset " + flag};
+  const std::string config = (fs::path(model_dir) / "open_clip_config.json").string();
+  std::error_code error;
+  if (fs::is_regular_file(config, error)) {
+    const json root = read_json_file(config);
+    const json* recorded = nullptr;
+    if (root.contains("preprocess_cfg") && root["preprocess_cfg"].is_object() &&
+        root["preprocess_cfg"].contains("hlip_preset")) {
+      recorded = &root["preprocess_cfg"]["hlip_preset"];
+    }
+    if (recorded) {
+      try {
+        return {preprocess::preset_from_json(*recorded), config + " preprocess_cfg.hlip_preset"};
+      } catch (const Error& e) {
+        throw Error(fmt::format("{}: preprocess_cfg.hlip_preset: {}", config, e.what()));
+      }
+    }
+  }
+  return {preprocess::preset_for_modality(modality), "the default for " + modality};
+}
+
+model::HlipClip load_model(const std::string& dir) {
+  std::error_code error;
+  if (!fs::is_directory(dir, error)) throw Error(fmt::format("--model {}: not a model folder", dir));
+  model::LoadReport report;
+  model::HlipClip clip = model::load_model_dir(dir, {}, &report);
+  std::cerr << fmt::format("model {}: {}\n", dir, report.summary());
+  return clip;
+}
+
+text::Tokenizer load_tokenizer(const std::string& flag, const std::string& model_dir) {
+  const std::string path = flag.empty() ? model::model_dir_tokenizer(model_dir) : flag;
+  if (path.empty()) {
+    throw Error(fmt::format("{}: the model folder has no tokenizer/vocab.txt; pass --tokenizer", model_dir));
+  }
+  return text::Tokenizer::from_pretrained(path);
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream in(text);
+  while (std::getline(in, item, ',')) {
+    const auto begin = item.find_first_not_of(" \t");
+    const auto end = item.find_last_not_of(" \t");
+    if (begin != std::string::npos) out.push_back(item.substr(begin, end - begin + 1));
+  }
+  return out;
+}
+
+struct ZeroShotArgs {
+  std::string model;
+  std::string tokenizer;
+  std::string data;
+  std::string split = "test";
+  std::string task;
+  std::string classes;
+  std::vector<std::string> templates;
+  std::string out;
+  std::vector<std::string> study;
+  std::string preset;
+  std::string modality;
+  bool json = false;
+  int bootstrap = -1;
+  int64_t seed = -1;
+  int workers = 2;
+  bool no_progress = false;
+};
+
+eval::ZeroShotTask make_task(const ZeroShotArgs& args) {
+  if (args.task.empty() == args.classes.empty()) throw UsageError("give one of --task and --classes");
+  if (!args.templates.empty() && args.classes.empty()) {
+    throw UsageError("--template goes with --classes (a task file has its own templates)");
+  }
+  if (!args.task.empty()) return eval::load_task(args.task);
+  const auto classes = split_list(args.classes);
+  if (classes.empty()) throw UsageError(fmt::format("--classes \"{}\" names no class", args.classes));
+  return args.templates.empty() ? eval::task_from_classes(classes)
+                                : eval::task_from_classes(classes, args.templates);
+}
+
+int run_single_study(const ZeroShotArgs& args) {
+  if (!args.data.empty() || !args.out.empty()) {
+    throw UsageError("--study scores one study: --data and --out are for a whole split");
+  }
+  const eval::ZeroShotTask task = make_task(args);
+  const std::string modality =
+      !args.modality.empty() ? args.modality : (task.modality.empty() ? "mri" : task.modality);
+  const ResolvedPreset preset = resolve_preset(args.preset, args.model, modality);
+  std::cerr << fmt::format("preset {} (from {})\n", preset.preset.name, preset.from);
+  model::HlipClip clip = load_model(args.model);
+  const text::Tokenizer tokenizer = load_tokenizer(args.tokenizer, args.model);
+  const at::Tensor image = eval::study_image_from_files(args.study, preset.preset);
+  const at::Tensor embedding = eval::embed_study(*clip, image).unsqueeze(0);  // [1, P, E]
+  const eval::ZeroShotClassifier classifier(*clip, tokenizer, task);
+  const at::Tensor scores = classifier.score(embedding)[0].contiguous();
+  const at::Tensor cosines = classifier.cosine(embedding)[0].contiguous();
+  const auto k = static_cast<int64_t>(task.classes.size());
+  std::vector<int64_t> order(static_cast<size_t>(k));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return scores[a].item<double>() > scores[b].item<double>(); });
+  const std::string score_name = task.mode == eval::ScoringMode::kPositive ? "cosine" : "probability";
+  if (args.json) {
+    json ranked = json::array();
+    for (int64_t c : order) {
+      ranked.push_back({{"class", task.classes[static_cast<size_t>(c)].name},
+                        {"score", scores[c].item<double>()},
+                        {"cosine", cosines[c].item<double>()}});
+    }
+    const json out = {{"study", args.study},
+                      {"task", task.name},
+                      {"mode", eval::to_string(task.mode)},
+                      {"score", score_name},
+                      {"preset", preprocess::to_json(preset.preset)},
+                      {"scans", image.size(0)},
+                      {"logit_scale", classifier.logit_scale()},
+                      {"classes", ranked}};
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  size_t width = 5;
+  for (const auto& c : task.classes)
+    width = std::max(width, c.name.size());
+  std::cout << fmt::format("task {} ({}), {} scan(s) after preset {}\n", task.name,
+                           eval::to_string(task.mode), image.size(0), preset.preset.name);
+  std::cout << fmt::format("{:>4}  {:<{}}  {:>11}  {:>8}\n", "rank", "class", width, score_name, "cosine");
+  for (size_t rank = 0; rank < order.size(); ++rank) {
+    const int64_t c = order[rank];
+    std::cout << fmt::format("{:>4}  {:<{}}  {:>11.4f}  {:>8.4f}\n", rank + 1,
+                             task.classes[static_cast<size_t>(c)].name, width, scores[c].item<double>(),
+                             cosines[c].item<double>());
+  }
+  return 0;
+}
+
+std::optional<preprocess::Preset> dataset_preset(const std::string& data, const std::string& flag,
+                                                 const std::string& modality) {
+  if (data::is_cache_dir(data)) {
+    if (!flag.empty()) std::cerr << fmt::format("--preset {} ignored: {} is a prepared cache\n", flag, data);
+    return std::nullopt;
+  }
+  if (flag.empty()) {
+    throw UsageError(
+        fmt::format("{} is a manifest, not a prepared cache: pass --preset (or run `hlip prepare`)", data));
+  }
+  return preset_from_flag(flag, modality);
+}
+
+int run_split(const ZeroShotArgs& args) {
+  if (args.data.empty() || args.out.empty()) {
+    throw UsageError("give --data and --out (or --study for one study)");
+  }
+  if (args.json) throw UsageError("--json is for --study; a split writes OUT/results.json");
+  const eval::ZeroShotTask task = make_task(args);
+  const std::string split = args.split == "all" ? "" : args.split;
+  const data::StudyDataset dataset(
+      {{args.data}}, split,
+      dataset_preset(args.data, args.preset, task.modality.empty() ? "mri" : task.modality));
+  if (dataset.size() == 0) {
+    throw Error(fmt::format("{}: no study in split \"{}\"", args.data, args.split));
+  }
+  model::HlipClip clip = load_model(args.model);
+  const text::Tokenizer tokenizer = load_tokenizer(args.tokenizer, args.model);
+  eval::ZeroShotOptions options;
+  if (args.bootstrap >= 0 || args.seed >= 0) {
+    eval::BootstrapOptions bootstrap = task.bootstrap;
+    if (args.bootstrap >= 0) bootstrap.resamples = args.bootstrap;
+    if (args.seed >= 0) bootstrap.seed = static_cast<uint64_t>(args.seed);
+    options.bootstrap = bootstrap;
+  }
+  options.workers = args.workers;
+  options.progress = !args.no_progress;
+  options.model = args.model;
+  options.data = args.data;
+  options.split = args.split;
+  const eval::ZeroShotResult result = eval::evaluate_zeroshot(*clip, tokenizer, task, dataset, options);
+  create_directories(args.out);
+  const std::string results = (fs::path(args.out) / "results.json").string();
+  const std::string scores = (fs::path(args.out) / "scores.csv").string();
+  eval::write_results(result, results, scores);
+  std::cout << eval::format_results_table(result);
+  std::cout << fmt::format("wrote {} and {} ({:.1f} s)\n", results, scores, result.seconds);
+  return 0;
+}
+
+}  // namespace
+
+Command zeroshot_command() {
+  return {
+      "zeroshot", "Zero-shot classification of a split (results.json, scores.csv) or of one study",
+      [](CLI::App& app) {
+        auto args = std::make_shared<ZeroShotArgs>();
+        app.add_option("--model", args->model, "Model folder (open_clip_config.json + model.safetensors)")
+            ->required();
+        app.add_option("--tokenizer", args->tokenizer,
+                       "Tokenizer folder or vocab.txt (default: MODEL/tokenizer)");
+        app.add_option("--task", args->task,
+                       fmt::format("Task name or JSON file ({})", fmt::join(eval::known_tasks(), ", ")));
+        app.add_option("--classes", args->classes,
+                       "Comma-separated class names: a multiclass task whose prompts (and labels) are the "
+                       "names");
+        app.add_option("--template", args->templates,
+                       "With --classes: a prompt template with {c} (repeatable; default \"This study shows: "
+                       "{c}.\")");
+        app.add_option("--data", args->data, "A prepared cache or a manifest (.jsonl, needs --preset)");
+        app.add_option("--split", args->split, "Split to evaluate (\"all\": every study)")
+            ->capture_default_str();
+        app.add_option("--out", args->out, "Output folder for results.json and scores.csv");
+        app.add_option("--study", args->study,
+                       "One study's scans: NIfTI / .npy files or a DICOM folder (several allowed)")
+            ->expected(1, -1);
+        app.add_option(
+            "--preset", args->preset,
+            "Preprocessing: a preset name, a TOML file or a cache folder (its preset). For --study "
+            "the default is the model folder's recorded preset, else the modality's");
+        app.add_option("--modality", args->modality,
+                       "mri or ct: the default preset for --study (default: the "
+                       "task's, else mri)")
+            ->check(CLI::IsMember({"mri", "ct"}));
+        app.add_flag("--json", args->json, "With --study: print JSON instead of a table");
+        app.add_option("--bootstrap", args->bootstrap,
+                       "Bootstrap resamples for the AUC intervals (default: "
+                       "the task's, 1000)")
+            ->check(CLI::NonNegativeNumber);
+        app.add_option("--seed", args->seed, "Bootstrap seed (default: the task's, 0)")
+            ->check(CLI::NonNegativeNumber);
+        app.add_option("--workers", args->workers, "Threads reading studies ahead")->capture_default_str();
+        app.add_flag("--no-progress", args->no_progress, "Hide the progress bar");
+        return [args] { return args->study.empty() ? run_split(*args) : run_single_study(*args); };
+      }};
+}
+
+Command embed_command() {
+  return {
+      "embed", "Image embeddings of a split as safetensors (image_embeds [S, P, E], study ids in metadata)",
+      [](CLI::App& app) {
+        auto args = std::make_shared<ZeroShotArgs>();
+        app.add_option("--model", args->model, "Model folder (open_clip_config.json + model.safetensors)")
+            ->required();
+        app.add_option("--data", args->data, "A prepared cache or a manifest (.jsonl, needs --preset)")
+            ->required();
+        app.add_option("--split", args->split, "Split to embed (\"all\": every study)")
+            ->capture_default_str();
+        app.add_option("--out", args->out, "The safetensors file to write")->required();
+        app.add_option("--preset", args->preset, "Preprocessing for a manifest: a preset name or TOML file");
+        app.add_option("--modality", args->modality, "mri or ct, for a cache folder given as --preset")
+            ->check(CLI::IsMember({"mri", "ct"}));
+        app.add_option("--workers", args->workers, "Threads reading studies ahead")->capture_default_str();
+        app.add_flag("--no-progress", args->no_progress, "Hide the progress bar");
+        return [args] {
+          const std::string split = args->split == "all" ? "" : args->split;
+          const data::StudyDataset dataset(
+              {{args->data}}, split,
+              dataset_preset(args->data, args->preset, args->modality.empty() ? "mri" : args->modality));
+          if (dataset.size() == 0) {
+            throw Error(fmt::format("{}: no study in split \"{}\"", args->data, args->split));
+          }
+          model::HlipClip clip = load_model(args->model);
+          eval::EmbedOptions options;
+          options.workers = args->workers;
+          options.progress = !args->no_progress;
+          const eval::StudyEmbeddings embeddings = eval::embed_dataset(*clip, dataset, options);
+          const auto folder = fs::path(args->out).parent_path();
+          if (!folder.empty()) create_directories(folder.string());
+          eval::write_embeddings(embeddings, args->out,
+                                 {{"generator", "hlip embed"},
+                                  {"model", args->model},
+                                  {"data", args->data},
+                                  {"split", args->split}});
+          std::cout << fmt::format(
+              "wrote {}: image_embeds [{}, {}, {}] of {} studies ({} failed to load), {:.2f} studies/s\n",
+              args->out, embeddings.embeddings.size(0), embeddings.embeddings.size(1),
+              embeddings.embeddings.size(2), embeddings.ids.size(), embeddings.failed,
+              static_cast<double>(embeddings.ids.size()) / std::max(embeddings.seconds, 1e-9));
+          return 0;
+        };
+      }};
+}
+
+}  // namespace hlip::cli

@@ -1,0 +1,124 @@
+// `hlip train` and `hlip report` through the binary: a run folder from flags and a TOML file, and a run
+// killed with SIGKILL at arbitrary moments, whose latest checkpoint must still load.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "cli_runner.h"
+#include "temp_dir.h"
+
+namespace hlip::test {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+class Train : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = new TempDir("hlip_e2e_train");
+    const fs::path root = root_->path();
+    ASSERT_EQ(run_hlip("synth --out " + (root / "data").string() + " --studies 12 --seed 3 --no-progress")
+                  .exit_code,
+              0);
+    std::ofstream(root / "small.toml")
+        << "base = \"mri-brain\"\nname = \"small\"\noutput_size = [8, 32, 32]\n"
+           "resize_size = 36\n";
+    ASSERT_EQ(run_hlip("prepare --no-progress --manifest " + (root / "data/studies.jsonl").string() +
+                       " --out " + (root / "cache").string() + " --preset " + (root / "small.toml").string())
+                  .exit_code,
+              0);
+    ASSERT_EQ(run_hlip("vocab --all-splits --manifest " + (root / "data/studies.jsonl").string() + " --out " +
+                       (root / "tokenizer/vocab.txt").string() + " --size 300")
+                  .exit_code,
+              0);
+    std::ofstream(root / "train.toml") << "model = \"hlip-tiny\"\nbatch_size = 4\nnum_scans = 2\nepochs = 1\n"
+                                          "warmup = 1\nworkers = 1\nval_frequency = 0\n";
+  }
+  static void TearDownTestSuite() { delete root_; }
+
+  static std::string common() {
+    const fs::path root = root_->path();
+    return " --no-progress --train-data " + (root / "cache").string() + " --tokenizer " +
+           (root / "tokenizer").string() + " --logs " + (root / "logs").string();
+  }
+
+  static TempDir* root_;
+};
+
+TempDir* Train::root_ = nullptr;
+
+TEST_F(Train, FlagsOverrideTheConfigFileAndTheRunFolderIsComplete) {
+  const fs::path root = root_->path();
+  const auto result = run_hlip("train --config " + (root / "train.toml").string() +
+                               " --name flags --batch-size 2" + common());
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("trained"), std::string::npos) << result.out;
+  const fs::path run = root / "logs/flags";
+  const std::string params = read_file((run / "params.toml").string());
+  EXPECT_NE(params.find("batch_size = 2\n"), std::string::npos) << params;  // the flag wins
+  EXPECT_NE(params.find("num_scans = 2\n"), std::string::npos) << params;   // from the file
+  EXPECT_TRUE(fs::exists(run / "model/open_clip_config.json"));
+  EXPECT_TRUE(fs::exists(run / "model/tokenizer/vocab.txt"));
+  const std::string latest = read_file((run / "checkpoints/latest").string());
+  const auto inspect =
+      run_hlip("inspect --json " + (run / "checkpoints" / latest.substr(0, latest.size() - 1)).string());
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_NE(inspect.out.find("optimizer.logit_scale.exp_avg"), std::string::npos);
+
+  const auto report = run_hlip("report --run " + run.string() + " --out " + (root / "report.md").string());
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  EXPECT_NE(read_file((root / "report-loss.svg").string()).find("<polyline"), std::string::npos);
+  EXPECT_NE(read_file((root / "report.md").string()).find("report-loss.svg"), std::string::npos);
+
+  std::ofstream(root / "bad.toml") << "learning_rate = 1\n";
+  const auto unknown = run_hlip("train --config " + (root / "bad.toml").string() + common());
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(count_lines(unknown.err), 1) << unknown.err;
+  EXPECT_NE(unknown.err.find("unknown setting \"learning_rate\""), std::string::npos) << unknown.err;
+}
+
+TEST_F(Train, AKillAtAnyMomentLeavesALoadableCheckpoint) {
+  const fs::path root = root_->path();
+  const fs::path run = root / "logs/killed";
+  const std::string command = std::string(HLIP_BINARY) + " train --config " + (root / "train.toml").string() +
+                              " --name killed --epochs 50 --batch-size 2 --save-every-steps 1" + common();
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    const std::string resume = attempt > 0 ? " --resume latest" : "";
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      execl("/bin/sh", "sh", "-c", (command + resume + " >/dev/null 2>&1").c_str(),
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    // Wait for checkpoints to be written (one per step), then kill it without warning at a moment that
+    // varies from attempt to attempt, most likely in the middle of writing the next one.
+    const fs::path latest_file = run / "checkpoints/latest";
+    for (int waited = 0; waited < 600 && !fs::exists(latest_file); ++waited) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300 + 370 * attempt));
+    kill(pid, SIGKILL);
+    system("pkill -9 -f 'name killed' >/dev/null 2>&1");
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(fs::exists(latest_file)) << "no checkpoint within a minute";
+    std::string latest = read_file(latest_file.string());
+    ASSERT_FALSE(latest.empty());
+    latest.pop_back();
+    const auto inspect = run_hlip("inspect " + (run / "checkpoints" / latest).string());
+    EXPECT_EQ(inspect.exit_code, 0) << "attempt " << attempt << ": " << inspect.err;
+  }
+}
+
+}  // namespace
+}  // namespace hlip::test

@@ -306,6 +306,20 @@ TEST_F(ZeroShot, OneStudyFromRawFilesGetsARankedTable) {
   const auto classes = run_hlip(base + " --classes \"glioma, meningioma\" --json");
   ASSERT_EQ(classes.exit_code, 0) << classes.err;
   EXPECT_EQ(json::parse(classes.out)["classes"].size(), 2u);
+
+  // Without --preset: the preset the model folder records (here the cache's, copied into its config).
+  const fs::path recorded = root() / "model-with-preset";
+  assemble_model(recorded);
+  json config = json::parse(read_file((recorded / "open_clip_config.json").string()));
+  config["preprocess_cfg"]["hlip_preset"] =
+      json::parse(read_file((root() / "cache" / "cache.json").string()))["presets"]["*"];
+  std::ofstream(recorded / "open_clip_config.json", std::ios::trunc) << config.dump(1);
+  const auto from_model =
+      run_hlip("zeroshot --model " + recorded.string() + " --task synth-brain-5 --json --study" + paths);
+  ASSERT_EQ(from_model.exit_code, 0) << from_model.err;
+  EXPECT_NE(from_model.err.find("preset small (from "), std::string::npos) << from_model.err;
+  EXPECT_NE(from_model.err.find("preprocess_cfg.hlip_preset"), std::string::npos) << from_model.err;
+  EXPECT_EQ(json::parse(from_model.out)["classes"], ranked["classes"]);
 }
 
 TEST_F(ZeroShot, EmbedWritesEveryStudyWithItsId) {

@@ -113,29 +113,6 @@ json affine_json(const io::Affine& affine) {
   return rows;
 }
 
-std::string dtype_name(at::ScalarType type) {
-  switch (type) {
-    case at::kByte:
-      return "uint8";
-    case at::kChar:
-      return "int8";
-    case at::kShort:
-      return "int16";
-    case at::kInt:
-      return "int32";
-    case at::kLong:
-      return "int64";
-    case at::kHalf:
-      return "float16";
-    case at::kFloat:
-      return "float32";
-    case at::kDouble:
-      return "float64";
-    default:
-      return c10::toString(type);
-  }
-}
-
 struct ScanOutput {
   std::string path;  // absolute
   std::string relative;
@@ -236,7 +213,7 @@ class Preparer {
                    {"spacing_mm", std::vector<double>(volume.spacing_mm.begin(), volume.spacing_mm.end())},
                    {"affine", affine_json(volume.affine)},
                    {"orientation", std::string(codes.begin(), codes.end())},
-                   {"dtype", dtype_name(volume.stored_dtype)},
+                   {"dtype", io::dtype_name(volume.stored_dtype)},
                    {"volume", options_.volume}};
     create_directories(folder);
     std::vector<ScanOutput> outputs;

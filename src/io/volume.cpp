@@ -62,4 +62,27 @@ Volume read_volume(const std::string& path, int64_t volume, VoxelValues values) 
   return read_nifti(path, options);
 }
 
+std::string dtype_name(at::ScalarType type) {
+  switch (type) {
+    case at::kByte:
+      return "uint8";
+    case at::kChar:
+      return "int8";
+    case at::kShort:
+      return "int16";
+    case at::kInt:
+      return "int32";
+    case at::kLong:
+      return "int64";
+    case at::kHalf:
+      return "float16";
+    case at::kFloat:
+      return "float32";
+    case at::kDouble:
+      return "float64";
+    default:
+      return c10::toString(type);
+  }
+}
+
 }  // namespace hlip::io

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace hlip::test {
 
@@ -44,6 +45,15 @@ inline CommandResult run_hlip(const std::string& args, const std::string& stdin_
   result.err = read_file(err_path);
   std::remove(err_path);
   return result;
+}
+
+// The lines of a text file (without their line breaks); none for a missing file.
+inline std::vector<std::string> lines_of(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);)
+    lines.push_back(line);
+  return lines;
 }
 
 inline int count_lines(const std::string& text) {

@@ -17,14 +17,6 @@ class SynthVocab : public ::testing::Test {
   const fs::path& root_ = temp_.path();
 };
 
-std::vector<std::string> lines_of(const fs::path& path) {
-  std::ifstream in(path);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);)
-    lines.push_back(line);
-  return lines;
-}
-
 TEST_F(SynthVocab, SynthWritesADatasetAndVocabLearnsFromIt) {
   const auto data = root_ / "data";
   const auto synth = run_hlip("synth --out " + data.string() + " --studies 6 --seed 4 --no-progress");

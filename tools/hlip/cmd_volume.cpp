@@ -27,29 +27,6 @@ bool is_nifti_name(const std::string& path) {
   return ends_with(path, ".nii") || ends_with(path, ".nii.gz");
 }
 
-std::string dtype_text(at::ScalarType type) {
-  switch (type) {
-    case at::kByte:
-      return "uint8";
-    case at::kChar:
-      return "int8";
-    case at::kShort:
-      return "int16";
-    case at::kInt:
-      return "int32";
-    case at::kLong:
-      return "int64";
-    case at::kHalf:
-      return "float16";
-    case at::kFloat:
-      return "float32";
-    case at::kDouble:
-      return "float64";
-    default:
-      return c10::toString(type);
-  }
-}
-
 nlohmann::json volume_json(const io::Volume& volume, int64_t volumes) {
   const auto codes = preprocess::orientation_codes(volume.affine);
   nlohmann::json affine = nlohmann::json::array();
@@ -58,7 +35,7 @@ nlohmann::json volume_json(const io::Volume& volume, int64_t volumes) {
   return {{"path", volume.source_path},
           {"shape", std::vector<int64_t>(volume.dims.begin(), volume.dims.end())},
           {"volumes", volumes},
-          {"dtype", dtype_text(volume.stored_dtype)},
+          {"dtype", io::dtype_name(volume.stored_dtype)},
           {"spacing_mm", std::vector<double>(volume.spacing_mm.begin(), volume.spacing_mm.end())},
           {"orientation", std::string(codes.begin(), codes.end())},
           {"affine", affine},

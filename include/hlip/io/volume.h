@@ -50,6 +50,10 @@ struct Volume {
   std::string description;  // NIfTI descrip, or empty
 };
 
+// numpy's name of a voxel type ("uint8", "int16", "float32", ...), as `hlip info` and cache sidecars write
+// it.
+std::string dtype_name(at::ScalarType type);
+
 // A volume around `data` ([I, J, K], any dtype) with spacing `spacing_mm` and the axis-aligned affine
 // diag(spacing_mm): for arrays that carry no geometry of their own (.npy, synthetic scans).
 Volume volume_from_tensor(at::Tensor data, std::array<double, 3> spacing_mm = {1, 1, 1},

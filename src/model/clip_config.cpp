@@ -130,8 +130,13 @@ ClipConfig ClipConfig::from_json(const nlohmann::json& model_cfg) {
   ClipTextConfig& t = c.text;
   t.hf_model_name = read<std::string>(text, "text_cfg", "hf_model_name", t.hf_model_name);
   t.hf_tokenizer_name = read<std::string>(text, "text_cfg", "hf_tokenizer_name", t.hf_model_name);
-  require<std::string>(text, "text_cfg", "hf_pooler_type", t.hf_pooler_type,
-                       "HLIP pools the [CLS] row of the last hidden state");
+  t.hf_pooler_type = read<std::string>(text, "text_cfg", "hf_pooler_type", t.hf_pooler_type);
+  if (t.hf_pooler_type != "cls_last_hidden_state_pooler" && t.hf_pooler_type != "mean_pooler") {
+    throw Error(fmt::format(
+        "model config: text_cfg.hf_pooler_type = \"{}\" is not supported (cls_last_hidden_state_pooler, as "
+        "HLIP, or mean_pooler)",
+        t.hf_pooler_type));
+  }
   require<std::string>(text, "text_cfg", "hf_proj_type", t.hf_proj_type, "the text projection is linear");
   // open_clip's own default; every HLIP config sets it.
   t.context_length = read<int64_t>(text, "text_cfg", "context_length", 77);
@@ -171,6 +176,7 @@ TextTowerOptions ClipConfig::text_options() const {
   o.bert = text.bert;
   o.embed_dim = embed_dim;
   o.context_length = text.context_length;
+  o.mean_pool = text.hf_pooler_type == "mean_pooler";
   return o;
 }
 

@@ -156,7 +156,15 @@ TextTowerImpl::TextTowerImpl(TextTowerOptions options) : options_(std::move(opti
 TextOutput TextTowerImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
   TextOutput out;
   out.last_hidden_state = transformer(input_ids, attention_mask);
-  out.pooled = out.last_hidden_state.select(1, 0);
+  if (options_.mean_pool) {
+    // Without a mask, the positions the encoder attends to: those that are not [PAD].
+    const at::Tensor keep =
+        attention_mask.defined() ? attention_mask.ne(0) : input_ids.ne(options_.bert.pad_token_id);
+    const at::Tensor mask = keep.to(out.last_hidden_state.scalar_type()).unsqueeze(-1);
+    out.pooled = (out.last_hidden_state * mask).sum(1) / mask.sum(1);
+  } else {
+    out.pooled = out.last_hidden_state.select(1, 0);
+  }
   out.features = proj(out.pooled);
   return out;
 }

@@ -38,8 +38,9 @@ inline constexpr double kInitLogitScale = 2.659260036932778;
 // ln(100): HLIP clamps logit_scale (and the dual report temperature logit_bias) to [0, this].
 inline constexpr double kMaxLogitScale = 4.605170185988092;
 
-// open_clip `text_cfg` of an HF text tower. Only CLS pooling of the last hidden state and a linear projection
-// exist in HLIP; other pooler or projection types are refused when the config is read.
+// open_clip `text_cfg` of an HF text tower. HLIP pools the [CLS] row of the last hidden state
+// (cls_last_hidden_state_pooler); open_clip's mean_pooler is also built, for towers trained from scratch (a
+// random BERT's [CLS] row barely depends on the text). Other pooler or projection types are refused.
 struct ClipTextConfig {
   std::string hf_model_name = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext";
   std::string hf_tokenizer_name = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext";

@@ -42,6 +42,9 @@ struct TextTowerOptions {
   BertOptions bert;
   int64_t embed_dim = 512;  // E, the joint embedding width (`text.proj.weight` is [E, hidden])
   int64_t context_length = 256;
+  // open_clip's MeanPooler (`hf_pooler_type = "mean_pooler"`): the attention-masked mean of the last hidden
+  // state. Off: ClsLastHiddenStatePooler, the [CLS] row, as HLIP.
+  bool mean_pool = false;
 };
 
 class BertEmbeddingsImpl : public torch::nn::Module {

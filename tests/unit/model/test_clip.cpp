@@ -382,6 +382,15 @@ TEST(ClipConfigs, ReadsBothFileShapesAndNamesBadKeys) {
             std::string::npos);
   EXPECT_NE(error_for([](auto& c) { c["text_cfg"]["hf_proj_type"] = "mlp"; }).find("text_cfg.hf_proj_type"),
             std::string::npos);
+  EXPECT_NE(error_for([](auto& c) { c["text_cfg"]["hf_pooler_type"] = "max_pooler"; }).find("max_pooler"),
+            std::string::npos);
+  {
+    nlohmann::json cfg = wrapped.to_json();
+    cfg["text_cfg"]["hf_pooler_type"] = "mean_pooler";
+    { std::ofstream(dir.file("mean.json")) << cfg.dump(); }
+    EXPECT_TRUE(read_clip_config(dir.file("mean.json")).text_options().mean_pool);
+    EXPECT_FALSE(wrapped.text_options().mean_pool);
+  }
   EXPECT_NE(error_for([](auto& c) { c.erase("text_cfg"); }).find("text_cfg"), std::string::npos);
   EXPECT_NE(error_for([](auto& c) { c["text_cfg"]["context_length"] = 64; }).find("context_length"),
             std::string::npos);

@@ -96,6 +96,23 @@ TEST(TextTower, PaddingDoesNotChangeThePooledOutput) {
       at::allclose(text->forward(short_ids).features, text->forward(padded_ids).features, 1e-5, 1e-5));
 }
 
+// open_clip's MeanPooler: the masked mean of the last hidden state, so [PAD] rows change nothing either, and
+// the pooled row is not the [CLS] row.
+TEST(TextTower, MeanPoolerAveragesTheUnmaskedRows) {
+  TextTowerOptions options = options_for(kCases[0]);
+  options.mean_pool = true;
+  TextTower text(options);
+  text->eval();
+  const auto short_ids = at::tensor({2, 17, 33, 3}, at::kLong).unsqueeze(0);
+  const auto padded_ids = at::cat({short_ids, at::zeros({1, 6}, at::kLong)}, 1);
+  const auto out = text->forward(short_ids);
+  EXPECT_TRUE(at::allclose(out.pooled, out.last_hidden_state.mean(1), 1e-6, 1e-6));
+  EXPECT_FALSE(at::allclose(out.pooled, out.last_hidden_state.select(1, 0), 1e-3, 1e-3));
+  const auto padded = text->forward(padded_ids, padded_ids.ne(0).to(at::kLong));
+  EXPECT_TRUE(at::allclose(out.features, padded.features, 1e-5, 1e-5));
+  EXPECT_TRUE(at::allclose(text->forward(padded_ids).features, out.features, 1e-5, 1e-5));
+}
+
 TEST(TextTower, LockFreezesTheTransformerButNotTheProjection) {
   TextTower text(options_for(kCases[0]));
   text->lock(0, true);

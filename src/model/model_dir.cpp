@@ -193,10 +193,11 @@ void save_model_dir(HlipClip& model, const ClipConfig& config, const std::string
     }
   }
 
-  const nlohmann::json file = {
+  nlohmann::json file = {
       {"model_cfg", config.to_json()},
       // Spec section 2: intensities in [0, 1] are normalised with HLIP's single-channel mean and std.
       {"preprocess_cfg", {{"mean", {0.449}}, {"std", {0.226}}, {"size", config.vision.img_size}}}};
+  if (options.preprocess_preset) file["preprocess_cfg"]["hlip_preset"] = *options.preprocess_preset;
   write_file_atomic((root / kConfigFile).string(), file.dump(2) + "\n");
 }
 

@@ -231,6 +231,7 @@ class Trainer {
 
   model::ClipConfig config_;
   std::string tokenizer_path_;
+  std::optional<nlohmann::json> preset_record_;  // the one preprocessing preset of the training data, if any
   std::optional<text::Tokenizer> tokenizer_;
   std::unique_ptr<Models> models_;
   std::unique_ptr<AdamW> optimizer_;
@@ -350,6 +351,39 @@ void Trainer::build_model() {
                 options_.precision);
 }
 
+// The preprocessing every training scan went through, for the model folder (preprocess_cfg.hlip_preset), so
+// that `hlip zeroshot --study` prepares raw scans the same way: the `--preset` of raw manifests and the
+// preset each cache records (cache.json "presets"). Several different ones (e.g. MRI and CT caches) record
+// none.
+std::optional<nlohmann::json> training_preset(const std::vector<data::DataSource>& sources,
+                                              const std::optional<preprocess::Preset>& preset) {
+  std::optional<nlohmann::json> found;
+  const auto add = [&](const nlohmann::json& candidate) {
+    if (found && *found != candidate) return false;
+    found = candidate;
+    return true;
+  };
+  for (const auto& source : sources) {
+    if (!data::is_cache_dir(source.path)) {
+      if (!preset || !add(preprocess::to_json(*preset))) return std::nullopt;
+      continue;
+    }
+    const fs::path file = fs::path(source.path) / "cache.json";
+    nlohmann::json cache;
+    try {
+      std::ifstream in(file);
+      cache = nlohmann::json::parse(in);
+    } catch (const std::exception& e) {
+      spdlog::warn("{}: no preset recorded for the model ({})", file.string(), e.what());
+      return std::nullopt;
+    }
+    const auto presets = cache.find("presets");
+    if (presets == cache.end() || !presets->is_object() || presets->size() != 1) return std::nullopt;
+    if (!add(presets->begin().value())) return std::nullopt;
+  }
+  return found;
+}
+
 void Trainer::build_data() {
   std::optional<preprocess::Preset> preset;
   if (!options_.preset.empty()) preset = preprocess::preset_by_name(options_.preset);
@@ -357,6 +391,7 @@ void Trainer::build_data() {
   for (const auto& spec : options_.train_data)
     sources.push_back(data::parse_data_source(spec));
   train_set_ = std::make_unique<data::StudyDataset>(sources, options_.train_split, preset);
+  preset_record_ = training_preset(sources, preset);
   if (train_set_->size() == 0) {
     throw UsageError(fmt::format("no studies of split \"{}\" in the training data", options_.train_split));
   }
@@ -701,6 +736,7 @@ TrainResult Trainer::run() {
   model::SaveModelDirOptions save;
   save.tokenizer = tokenizer_path_;
   save.metadata = {{"hlip_run", run_dir_.string()}, {"step", std::to_string(position_.step)}};
+  save.preprocess_preset = preset_record_;
   model::save_model_dir(models_->master, config_, model_dir.string(), save);
 
   result.model_dir = model_dir.string();

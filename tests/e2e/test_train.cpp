@@ -67,6 +67,11 @@ TEST_F(Train, FlagsOverrideTheConfigFileAndTheRunFolderIsComplete) {
   EXPECT_NE(params.find("batch_size = 2\n"), std::string::npos) << params;  // the flag wins
   EXPECT_NE(params.find("num_scans = 2\n"), std::string::npos) << params;   // from the file
   EXPECT_TRUE(fs::exists(run / "model/open_clip_config.json"));
+  // The cache's preset goes into the model folder, for `hlip zeroshot --study` on raw scans.
+  const json config = json::parse(read_file((run / "model/open_clip_config.json").string()));
+  const json cache = json::parse(read_file((root / "cache/cache.json").string()));
+  EXPECT_EQ(config.at("preprocess_cfg").at("hlip_preset"), cache.at("presets").at("*"));
+  EXPECT_EQ(config["preprocess_cfg"]["hlip_preset"]["output_size"], json({8, 32, 32}));
   EXPECT_TRUE(fs::exists(run / "model/tokenizer/vocab.txt"));
   const std::string latest = read_file((run / "checkpoints/latest").string());
   const auto inspect =

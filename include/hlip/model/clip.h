@@ -174,6 +174,9 @@ struct SaveModelDirOptions {
   // bare vocab.txt, copied into `dir/tokenizer/`.
   std::string tokenizer;
   std::map<std::string, std::string> metadata;  // extra __metadata__ of model.safetensors
+  // The preprocessing preset of the training scans (preprocess::to_json), written as
+  // open_clip_config.json "preprocess_cfg"."hlip_preset"; `hlip zeroshot --study` prepares raw scans with it.
+  std::optional<nlohmann::json> preprocess_preset;
 };
 
 // Writes `dir/model.safetensors` (the open_clip keys) and `dir/open_clip_config.json` ({"model_cfg": config,

@@ -225,7 +225,9 @@ std::string write_run_report(const RunReportOptions& options) {
     md +=
         "| class | n pos | n neg | AUC | 95% CI | balanced acc. | F1 (weighted) "
         "|\n|---|---|---|---|---|---|---|\n";
-    for (const auto& [name, c] : results.value("classes", json::object()).items()) {
+    // Named: items() of the temporary that value() returns would outlive it.
+    const json classes = results.value("classes", json::object());
+    for (const auto& [name, c] : classes.items()) {
       const json ci = c.value("auc_ci95", json::array());
       md += fmt::format(
           "| {} | {} | {} | {} | {} | {} | {} |\n", name, c.value("n_pos", json()).dump(),

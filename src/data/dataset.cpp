@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "hlip/core/error.h"
 #include "hlip/data/cache.h"
@@ -28,6 +29,20 @@ std::string manifest_of(const DataSource& source) {
 bool is_cache_dir(const std::string& path) {
   std::error_code error;
   return fs::is_directory(path, error) && fs::is_regular_file(fs::path(path) / "cache.json", error);
+}
+
+nlohmann::json cache_presets(const std::string& cache_dir) {
+  const std::string path = (fs::path(cache_dir) / "cache.json").string();
+  std::ifstream in(path);
+  if (!in) throw Error(fmt::format("{}: cannot open", path));
+  nlohmann::json cache;
+  try {
+    cache = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(fmt::format("{}: not valid JSON: {}", path, e.what()));
+  }
+  const auto presets = cache.find("presets");
+  return presets != cache.end() && presets->is_object() ? *presets : nlohmann::json::object();
 }
 
 DataSource parse_data_source(const std::string& spec) {

@@ -35,6 +35,12 @@ void freeze(torch::nn::Module& module, bool freeze_layer_norm) {
   }
 }
 
+// The positions a text attends to: those of `attention_mask` that are not 0, or without a mask those that
+// are not [PAD]. The encoder masks the others and the mean pooler leaves them out.
+at::Tensor attended_positions(const at::Tensor& input_ids, const at::Tensor& attention_mask, int64_t pad) {
+  return attention_mask.defined() ? attention_mask.ne(0) : input_ids.ne(pad);
+}
+
 }  // namespace
 
 BertEmbeddingsImpl::BertEmbeddingsImpl(const BertOptions& options) {
@@ -133,8 +139,7 @@ at::Tensor BertModelImpl::forward(const at::Tensor& input_ids, const at::Tensor&
   at::Tensor x = embeddings(input_ids);
   // Hugging Face's extended mask: (1 - mask) * lowest, broadcast over heads and query rows.
   const at::Tensor padding =
-      (attention_mask.defined() ? attention_mask.eq(0) : input_ids.eq(options_.pad_token_id))
-          .to(x.scalar_type());
+      attended_positions(input_ids, attention_mask, options_.pad_token_id).logical_not().to(x.scalar_type());
   const double lowest = x.scalar_type() == at::kDouble ? std::numeric_limits<double>::lowest()
                         : x.scalar_type() == at::kBFloat16
                             ? static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest())
@@ -157,10 +162,9 @@ TextOutput TextTowerImpl::forward(const at::Tensor& input_ids, const at::Tensor&
   TextOutput out;
   out.last_hidden_state = transformer(input_ids, attention_mask);
   if (options_.mean_pool) {
-    // Without a mask, the positions the encoder attends to: those that are not [PAD].
-    const at::Tensor keep =
-        attention_mask.defined() ? attention_mask.ne(0) : input_ids.ne(options_.bert.pad_token_id);
-    const at::Tensor mask = keep.to(out.last_hidden_state.scalar_type()).unsqueeze(-1);
+    const at::Tensor mask = attended_positions(input_ids, attention_mask, options_.bert.pad_token_id)
+                                .to(out.last_hidden_state.scalar_type())
+                                .unsqueeze(-1);
     out.pooled = (out.last_hidden_state * mask).sum(1) / mask.sum(1);
   } else {
     out.pooled = out.last_hidden_state.select(1, 0);

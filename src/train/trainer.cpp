@@ -368,18 +368,14 @@ std::optional<nlohmann::json> training_preset(const std::vector<data::DataSource
       if (!preset || !add(preprocess::to_json(*preset))) return std::nullopt;
       continue;
     }
-    const fs::path file = fs::path(source.path) / "cache.json";
-    nlohmann::json cache;
+    nlohmann::json presets;
     try {
-      std::ifstream in(file);
-      cache = nlohmann::json::parse(in);
-    } catch (const std::exception& e) {
-      spdlog::warn("{}: no preset recorded for the model ({})", file.string(), e.what());
+      presets = data::cache_presets(source.path);
+    } catch (const Error& e) {
+      spdlog::warn("no preset recorded for the model: {}", e.what());
       return std::nullopt;
     }
-    const auto presets = cache.find("presets");
-    if (presets == cache.end() || !presets->is_object() || presets->size() != 1) return std::nullopt;
-    if (!add(presets->begin().value())) return std::nullopt;
+    if (presets.size() != 1 || !add(presets.begin().value())) return std::nullopt;
   }
   return found;
 }

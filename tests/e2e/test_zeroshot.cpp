@@ -27,14 +27,6 @@ using json = nlohmann::json;
 const std::string kData = HLIP_TEST_DATA_DIR;
 const char* const kCase = "tiny-cls-scanstudy";
 
-std::vector<std::string> lines_of(const fs::path& path) {
-  std::ifstream in(path);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);)
-    lines.push_back(line);
-  return lines;
-}
-
 // The model folder: the reference case's vision and text weights as two shards, and a word-level vocabulary
 // within the case's 64 ids ([PAD] 0, [CLS] 2, [SEP] 3 as the case's config says).
 void assemble_model(const fs::path& folder) {

@@ -45,12 +45,11 @@ json read_json_file(const std::string& path) {
 
 // The preset recorded in a cache folder's cache.json: the one fixed preset, or the one for `modality`.
 preprocess::Preset cache_preset(const std::string& cache, const std::string& modality) {
-  const std::string path = (fs::path(cache) / "cache.json").string();
-  const json presets = read_json_file(path).value("presets", json::object());
+  const json presets = data::cache_presets(cache);
   if (presets.contains("*")) return preprocess::preset_from_json(presets["*"]);
   if (presets.contains(modality)) return preprocess::preset_from_json(presets[modality]);
-  throw Error(
-      fmt::format("{}: \"presets\" has none for modality \"{}\" (has: {})", path, modality, presets.dump()));
+  throw Error(fmt::format("{}: \"presets\" has none for modality \"{}\" (has: {})",
+                          (fs::path(cache) / "cache.json").string(), modality, presets.dump()));
 }
 
 // A preset name, a TOML file, or a cache folder (the preset it was prepared with).

@@ -12,6 +12,7 @@
 // load with the dataset's preset (slow, but needs no cache: for evaluating a few studies).
 
 #include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <optional>
@@ -90,5 +91,10 @@ class StudyDataset {
 
 // True when `path` is a cache folder written by `hlip prepare` (it holds cache.json).
 bool is_cache_dir(const std::string& path);
+
+// The presets a cache folder was prepared with: cache.json's "presets" object ("*" for one fixed preset, else
+// one per modality), each as preprocess::to_json wrote it; an empty object when there is none. An unreadable
+// or invalid cache.json is an error naming it.
+nlohmann::json cache_presets(const std::string& cache_dir);
 
 }  // namespace hlip::data

@@ -71,7 +71,11 @@ bool keep_freed_memory() {
   constexpr int kMaxMmapThreshold = 32 * 1024 * 1024;  // glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64 bit
   const bool threshold = mallopt(M_MMAP_THRESHOLD, kMaxMmapThreshold) == 1;
   const bool trim = mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max()) == 1;
-  return threshold && trim;
+  // Each growth of a heap also takes this much extra. Without it a worker thread's heap grows and shrinks
+  // page by page around every large block (measured: `hlip prepare` of 256×256×160 .nii.gz scans spent
+  // 1.4 s of 4.4 s in the kernel for 16 scans; 0.5 s with the padding).
+  const bool pad = mallopt(M_TOP_PAD, 64 * 1024 * 1024) == 1;
+  return threshold && trim && pad;
 }
 
 void use_one_thread_in_this_worker() {

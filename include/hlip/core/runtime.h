@@ -44,7 +44,8 @@ int hardware_threads();
 void configure_threads(int threads);
 
 // Makes glibc's allocator keep freed memory for reuse instead of returning it to the kernel: blocks up to
-// 32 MiB (glibc's maximum) come from the heap rather than fresh mappings, and the heap is not trimmed. On
+// 32 MiB (glibc's maximum) come from the heap rather than fresh mappings, the heap is not trimmed, and it
+// grows 64 MiB at a time (which is what keeps a worker thread's heap from shrinking and regrowing). On
 // the VMs hlip was measured on, faulting in a fresh 4 KiB page costs about 12 µs, so a training step that
 // allocated its activations anew each time spent most of its time in the kernel (docs/performance.md).
 // Returns false when glibc refused a setting.

@@ -187,6 +187,22 @@ TEST_P(NiftiReference, VoxelsMatchNibabel) {
       }
     }
     EXPECT_EQ(mismatches, 0);
+
+    // kCompact: the same values, kept as stored integers where that is exact and no scaling applies.
+    NiftiReadOptions compact_options = options;
+    compact_options.values = VoxelValues::kCompact;
+    const Volume compact = read_nifti(path, compact_options);
+    EXPECT_EQ(compact.scale_slope, 1.0);
+    EXPECT_EQ(compact.scale_inter, 0.0);
+    const at::ScalarType type = stored.data.scalar_type();
+    const std::string dtype = want["dtype"].get<std::string>();
+    const bool small_integer = dtype == "uint8" || dtype == "int8" || dtype == "int16" || dtype == "uint16";
+    const double slope = want["slope"].get<double>(), inter = want["inter"].get<double>();
+    const bool scaling = std::isfinite(slope) && slope != 0.0 && !(slope == 1.0 && inter == 0.0);
+    EXPECT_EQ(compact.data.scalar_type(), small_integer && !scaling ? type : at::kFloat) << GetParam();
+    const at::Tensor as_float = compact.data.to(at::kFloat).contiguous(), reference = vol.data.contiguous();
+    EXPECT_EQ(std::memcmp(as_float.data_ptr(), reference.data_ptr(), reference.numel() * sizeof(float)), 0)
+        << GetParam();
   }
 }
 
@@ -231,6 +247,42 @@ TEST(NiftiRead, DataIsAFortranStridedViewIndexedLikeNibabel) {
   EXPECT_EQ(vol.data.strides().vec(), (std::vector<int64_t>{1, 5, 20}));
   const at::Tensor c = vol.data.contiguous();
   EXPECT_TRUE(at::equal(c, vol.data));
+}
+
+// libdeflate inflates a whole .nii.gz; files it does not take (several gzip members, bytes after the
+// stream) must read exactly as zlib's stream reads them.
+TEST(NiftiRead, GzipMembersAndTrailingBytesReadLikeOneStream) {
+  TempDir dir;
+  const std::string plain = (dir.path() / "scan.nii").string();
+  at::manual_seed(5);
+  const at::Tensor data = at::randint(-3000, 3000, {7, 6, 5}).to(at::kShort);
+  write_nifti(plain, data, hlip::io::identity_affine());
+  std::ifstream in(plain, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto gzip_members = [&](const std::string& path, const std::vector<std::string>& parts,
+                                const std::string& trailer) {
+    for (const std::string& part : parts) {
+      gzFile out = gzopen(path.c_str(), "ab");
+      ASSERT_NE(out, nullptr);
+      ASSERT_EQ(gzwrite(out, part.data(), static_cast<unsigned>(part.size())), static_cast<int>(part.size()));
+      ASSERT_EQ(gzclose(out), Z_OK);
+    }
+    std::ofstream(path, std::ios::binary | std::ios::app) << trailer;
+  };
+  const std::string two = (dir.path() / "two_members.nii.gz").string();
+  gzip_members(two, {bytes.substr(0, 500), bytes.substr(500)}, "");
+  const std::string trailing = (dir.path() / "trailing.nii.gz").string();
+  gzip_members(trailing, {bytes}, std::string(16, '\0'));
+  const at::Tensor expected = read_nifti(plain).data;
+  for (const std::string& path : {two, trailing}) {
+    const Volume vol = read_nifti(path);
+    EXPECT_TRUE(at::equal(vol.data, expected)) << path;
+    NiftiReadOptions compact;
+    compact.values = VoxelValues::kCompact;
+    const at::Tensor kept = read_nifti(path, compact).data;
+    EXPECT_EQ(kept.scalar_type(), at::kShort);
+    EXPECT_TRUE(at::equal(kept, data)) << path;
+  }
 }
 
 TEST(NiftiRead, StoredValuesKeepTheFileDtype) {

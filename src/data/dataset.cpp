@@ -105,7 +105,8 @@ at::Tensor StudyDataset::load_scan(int64_t index, int64_t scan) const {
   const DatasetStudy& entry = studies_.at(static_cast<size_t>(index));
   const ManifestScan& source = entry.study.scans.at(static_cast<size_t>(scan));
   if (entry.cached) return cached_to_unit_float(read_cached_scan(source.path));
-  const auto processed = preprocess::preprocess_volume(io::read_volume(source.path), *preset_);
+  const auto processed =
+      preprocess::preprocess_volume(io::read_volume(source.path, 0, io::VoxelValues::kCompact), *preset_);
   if (processed.size() != 1) {
     throw Error(
         fmt::format("{}: preset \"{}\" makes {} scans of one series "

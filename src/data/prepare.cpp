@@ -201,7 +201,7 @@ class Preparer {
       result.reused += static_cast<int64_t>(reused->size());
       return *reused;
     }
-    const io::Volume volume = io::read_volume(scan.path, options_.volume);
+    const io::Volume volume = io::read_volume(scan.path, options_.volume, io::VoxelValues::kCompact);
     const auto processed = preprocess::preprocess_volume(volume, preset);
     const auto codes = preprocess::orientation_codes(volume.affine);
     json source = {{"path", scan.path},

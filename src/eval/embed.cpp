@@ -59,7 +59,7 @@ at::Tensor study_image_from_files(const std::vector<std::string>& paths, const p
   std::vector<io::Volume> volumes;
   volumes.reserve(paths.size());
   for (const std::string& path : paths)
-    volumes.push_back(io::read_volume(path));
+    volumes.push_back(io::read_volume(path, 0, io::VoxelValues::kCompact));
   return study_image_from_volumes(volumes, preset, normalization);
 }
 

@@ -626,7 +626,12 @@ Volume assemble(const std::string& label, const SeriesRecord& record, const Dico
 
   const auto& slices = record.slices;
   const SliceHeader& first = slices.front();
-  const bool scaled = options.values == VoxelValues::kScaledFloat32;
+  const bool unscaled = std::all_of(slices.begin(), slices.end(), [](const SliceHeader& slice) {
+    return slice.slope == 1.0 && slice.intercept == 0.0;
+  });
+  const bool small_integer = first.bits_allocated <= 16;
+  const bool scaled = options.values == VoxelValues::kScaledFloat32 ||
+                      (options.values == VoxelValues::kCompact && !(unscaled && small_integer));
   if (!scaled) {
     for (const auto& slice : slices) {
       if (slice.slope != first.slope || slice.intercept != first.intercept) {

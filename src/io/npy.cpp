@@ -406,7 +406,10 @@ Volume read_npy_volume(const std::string& path, int64_t volume, VoxelValues valu
     throw Error(fmt::format("{}: shape {} is not a 3D or 4D scan", path, shape_literal(array.sizes())));
   }
   const at::ScalarType stored = array.scalar_type();
-  if (values == VoxelValues::kScaledFloat32) array = array.to(at::kFloat);
+  const bool exact_as_is = stored == at::kFloat || stored == at::kByte || stored == at::kShort;
+  if (values == VoxelValues::kScaledFloat32 || (values == VoxelValues::kCompact && !exact_as_is)) {
+    array = array.to(at::kFloat);
+  }
   Volume vol = volume_from_tensor(std::move(array), {1, 1, 1}, path);
   vol.stored_dtype = stored;
   return vol;

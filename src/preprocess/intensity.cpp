@@ -1,5 +1,6 @@
 #include "hlip/preprocess/intensity.h"
 
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -92,6 +93,65 @@ std::vector<float> order_statistics(const float* p, int64_t n, const std::vector
   return out;
 }
 
+// The same order statistics for integer voxels, by counting every value (one pass, no float copy). Integers
+// of up to 24 bits are exact in float32, so the result equals order_statistics on the float32 values.
+template <typename T>
+std::vector<float> integer_order_statistics(const T* p, int64_t n, const std::vector<int64_t>& ranks) {
+  T lo_value = p[0], hi_value = p[0];
+  for (int64_t i = 1; i < n; ++i) {
+    lo_value = std::min(lo_value, p[i]);
+    hi_value = std::max(hi_value, p[i]);
+  }
+  const int64_t lo = lo_value, span = int64_t{hi_value} - lo + 1;
+  // Four tables filled in turn: a scan's many equal voxels (the background) would otherwise make each
+  // increment wait for the previous one to the same counter.
+  constexpr int64_t kTables = 4;
+  std::vector<uint32_t> tables(static_cast<size_t>(kTables * span), 0);
+  std::vector<int64_t> counts(static_cast<size_t>(span), 0);
+  for (int64_t start = 0; start < n;) {
+    const int64_t end = std::min(n, start + (int64_t{1} << 30));  // no uint32 table can overflow
+    int64_t i = start;
+    for (; i + kTables <= end; i += kTables) {
+      for (int64_t t = 0; t < kTables; ++t)
+        ++tables[static_cast<size_t>(t * span + (int64_t{p[i + t]} - lo))];
+    }
+    for (; i < end; ++i)
+      ++tables[static_cast<size_t>(int64_t{p[i]} - lo)];
+    for (int64_t t = 0; t < kTables; ++t) {
+      for (int64_t v = 0; v < span; ++v) {
+        counts[static_cast<size_t>(v)] += tables[static_cast<size_t>(t * span + v)];
+        tables[static_cast<size_t>(t * span + v)] = 0;
+      }
+    }
+    start = end;
+  }
+  std::vector<float> out;
+  for (int64_t rank : ranks) {
+    int64_t below = 0, value = 0;
+    while (below + counts[static_cast<size_t>(value)] <= rank)
+      below += counts[static_cast<size_t>(value++)];
+    out.push_back(static_cast<float>(lo + value));
+  }
+  return out;
+}
+
+// Whether `values` are integers that integer_order_statistics counts in a small table: 8/16-bit types,
+// and int32 (uint16 voxels) within a 2^20-wide range.
+bool countable_integers(const at::Tensor& values) {
+  switch (values.scalar_type()) {
+    case at::kByte:
+    case at::kChar:
+    case at::kShort:
+      return true;
+    case at::kInt: {
+      const auto [lo, hi] = at::aminmax(values);
+      return hi.item<int64_t>() - lo.item<int64_t>() < (int64_t{1} << 20);
+    }
+    default:
+      return false;
+  }
+}
+
 // `values` as contiguous float32, refusing NaN and infinities.
 at::Tensor finite_float(const at::Tensor& values, const char* what) {
   if (!values.defined() || values.numel() == 0) throw Error(fmt::format("{}: the scan has no voxels", what));
@@ -108,7 +168,9 @@ std::vector<double> percentiles(const at::Tensor& values, const std::vector<doub
   for (double q : percents) {
     if (!(q >= 0.0 && q <= 100.0)) throw Error(fmt::format("percentile: {} is outside [0, 100]", q));
   }
-  const at::Tensor dense = detail::flat_float(values);
+  // Integer voxels are counted as they are; anything else is read as float32.
+  const at::Tensor dense =
+      countable_integers(values) ? detail::flat_dense(values) : detail::flat_float(values);
 
   // numpy's "linear" method: virtual index (n − 1)·q, then a lerp between its two neighbours.
   const int64_t n = dense.numel();
@@ -124,10 +186,16 @@ std::vector<double> percentiles(const at::Tensor& values, const std::vector<doub
     ranks.push_back(next);
     gammas.push_back(virtual_index - static_cast<double>(previous));
   }
-  const float* p = dense.data_ptr<float>();
-  const std::vector<float> stats = n < (int64_t{1} << 32)
-                                       ? order_statistics<uint32_t>(p, n, ranks, "percentile")
-                                       : order_statistics<uint64_t>(p, n, ranks, "percentile");
+  std::vector<float> stats;
+  if (dense.scalar_type() == at::kFloat) {
+    const float* p = dense.data_ptr<float>();
+    stats = n < (int64_t{1} << 32) ? order_statistics<uint32_t>(p, n, ranks, "percentile")
+                                   : order_statistics<uint64_t>(p, n, ranks, "percentile");
+  } else {
+    AT_DISPATCH_INTEGRAL_TYPES(dense.scalar_type(), "percentiles", [&] {
+      stats = integer_order_statistics(dense.data_ptr<scalar_t>(), n, ranks);
+    });
+  }
   std::vector<double> out;
   for (size_t i = 0; i < percents.size(); ++i) {
     const double a = stats[2 * i], b = stats[2 * i + 1], t = gammas[i];

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "hlip/core/error.h"
 
@@ -23,10 +24,13 @@ at::Tensor scaled_float_voxels(const io::Volume& volume) {
   return (volume.data.to(at::kDouble) * volume.scale_slope + volume.scale_inter).to(at::kFloat);
 }
 
-at::Tensor flat_float(const at::Tensor& values) {
-  at::Tensor t = values.scalar_type() == at::kFloat ? values : values.to(at::kFloat);
-  if (!t.is_non_overlapping_and_dense()) t = t.contiguous();
+at::Tensor flat_dense(const at::Tensor& values) {
+  const at::Tensor t = values.is_non_overlapping_and_dense() ? values : values.contiguous();
   return t.as_strided({t.numel()}, {1});
+}
+
+at::Tensor flat_float(const at::Tensor& values) {
+  return flat_dense(values.scalar_type() == at::kFloat ? values : values.to(at::kFloat));
 }
 
 void require_finite(const at::Tensor& src, const std::string& name) {
@@ -41,9 +45,22 @@ void require_finite(const at::Tensor& src, const std::string& name) {
                           std::isnan(value) ? "NaN" : (value > 0 ? "+inf" : "-inf")));
 }
 
+at::Tensor source_voxels(const io::Volume& volume) {
+  const bool scaled = volume.scale_slope != 1.0 || volume.scale_inter != 0.0;
+  const at::ScalarType type = volume.data.defined() ? volume.data.scalar_type() : at::kFloat;
+  const bool integer = type == at::kByte || type == at::kChar || type == at::kShort || type == at::kInt;
+  if (integer && !scaled && volume.data.dim() == 3) return volume.data;
+  at::Tensor voxels = scaled_float_voxels(volume);
+  require_finite(voxels, "scan");
+  return voxels;
+}
+
 OrientedSource::OrientedSource(const at::Tensor& src, const AxisMapping& mapping)
-    : data_(src.data_ptr<float>()) {
-  TORCH_CHECK(src.scalar_type() == at::kFloat && src.dim() == 3, "OrientedSource: float32 3-D input");
+    : data_(src.data_ptr()), type_(src.scalar_type()) {
+  TORCH_CHECK(src.dim() == 3, "OrientedSource: 3-D input");
+  TORCH_CHECK(type_ == at::kFloat || type_ == at::kByte || type_ == at::kChar || type_ == at::kShort ||
+                  type_ == at::kInt,
+              "OrientedSource: float32 or 8/16/32-bit integer input, got ", type_);
   for (int d = 0; d < 3; ++d) {
     const int a = mapping[d].axis;
     size_[d] = src.size(a);
@@ -52,18 +69,41 @@ OrientedSource::OrientedSource(const at::Tensor& src, const AxisMapping& mapping
   }
 }
 
-void OrientedSource::copy_plane(int64_t index, float* dst, int64_t dst_row_stride) const {
-  const float* plane = data_ + origin_ + index * step_[0];
+template <typename T>
+void OrientedSource::copy_plane_as(int64_t index, float* dst, int64_t dst_row_stride) const {
+  const T* plane = static_cast<const T*>(data_) + origin_ + index * step_[0];
   const int64_t rows = size_[1], cols = size_[2], column_step = step_[2];
   for (int64_t r = 0; r < rows; ++r) {
-    const float* line = plane + r * step_[1];
+    const T* line = plane + r * step_[1];
     float* out = dst + r * dst_row_stride;
+    if constexpr (std::is_same_v<T, float>) {
+      if (column_step == 1) {
+        std::memcpy(out, line, sizeof(float) * cols);
+        continue;
+      }
+    }
     if (column_step == 1) {
-      std::memcpy(out, line, sizeof(float) * cols);
+      for (int64_t c = 0; c < cols; ++c)
+        out[c] = static_cast<float>(line[c]);
     } else {
       for (int64_t c = 0; c < cols; ++c)
-        out[c] = line[c * column_step];
+        out[c] = static_cast<float>(line[c * column_step]);
     }
+  }
+}
+
+void OrientedSource::copy_plane(int64_t index, float* dst, int64_t dst_row_stride) const {
+  switch (type_) {
+    case at::kByte:
+      return copy_plane_as<uint8_t>(index, dst, dst_row_stride);
+    case at::kChar:
+      return copy_plane_as<int8_t>(index, dst, dst_row_stride);
+    case at::kShort:
+      return copy_plane_as<int16_t>(index, dst, dst_row_stride);
+    case at::kInt:
+      return copy_plane_as<int32_t>(index, dst, dst_row_stride);
+    default:
+      return copy_plane_as<float>(index, dst, dst_row_stride);
   }
 }
 
@@ -72,8 +112,7 @@ at::Tensor gather_oriented(const at::Tensor& src, const AxisMapping& mapping,
   const OrientedSource source(src, mapping);
   const auto& size = source.sizes();
   const int64_t depth = first_axis_indices ? static_cast<int64_t>(first_axis_indices->size()) : size[0];
-  at::Tensor out =
-      at::empty({depth, size[1], size[2]}, src.options().memory_format(at::MemoryFormat::Contiguous));
+  at::Tensor out = at::empty({depth, size[1], size[2]}, src.options().dtype(at::kFloat));
   float* dst = out.data_ptr<float>();
   at::parallel_for(0, depth, 1, [&](int64_t begin, int64_t end) {
     for (int64_t d = begin; d < end; ++d)

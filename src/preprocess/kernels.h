@@ -24,12 +24,20 @@ at::Tensor scaled_float_voxels(const io::Volume& volume);
 // order, such as a NIfTI volume's Fortran layout; a contiguous float32 copy otherwise): order-free
 // reductions (min/max, percentiles) over it run at streaming speed.
 at::Tensor flat_float(const at::Tensor& values);
+// The same view in the tensor's own dtype.
+at::Tensor flat_dense(const at::Tensor& values);
 
 // Throws hlip::Error "<name>: voxel (i, j, k) is NaN" (or ±inf) for the first non-finite voxel of `src`.
 void require_finite(const at::Tensor& src, const std::string& name);
 
-// A float32 3-D tensor read in another axis order: output axis d walks source axis mapping[d].axis,
-// reversed where mapping[d].flip.
+// The voxels preprocessing reads: `volume.data` itself when it holds integers with no scaling pending (the
+// readers' VoxelValues::kCompact or kStored; every value is its own float32, and integers cannot be NaN),
+// otherwise scaled_float_voxels(volume) checked by require_finite. Throws hlip::Error unless `data` is 3-D.
+at::Tensor source_voxels(const io::Volume& volume);
+
+// A 3-D tensor (float32, or the integer types source_voxels passes through: uint8, int8, int16, int32) read
+// in another axis order as float32: output axis d walks source axis mapping[d].axis, reversed where
+// mapping[d].flip.
 class OrientedSource {
  public:
   OrientedSource(const at::Tensor& src, const AxisMapping& mapping);
@@ -38,13 +46,17 @@ class OrientedSource {
   void copy_plane(int64_t index, float* dst, int64_t dst_row_stride) const;
 
  private:
-  const float* data_;
+  template <typename T>
+  void copy_plane_as(int64_t index, float* dst, int64_t dst_row_stride) const;
+
+  const void* data_;
+  at::ScalarType type_;
   std::array<int64_t, 3> size_{};
   std::array<int64_t, 3> step_{};
   int64_t origin_ = 0;
 };
 
-// All planes (or those listed in `first_axis_indices`) of `src` read through `mapping`, contiguous.
+// All planes (or those listed in `first_axis_indices`) of `src` read through `mapping`, contiguous float32.
 at::Tensor gather_oriented(const at::Tensor& src, const AxisMapping& mapping,
                            const std::vector<int64_t>* first_axis_indices = nullptr);
 

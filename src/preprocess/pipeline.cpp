@@ -64,7 +64,7 @@ std::vector<ProcessedScan> fused_eval(const at::Tensor& voxels, const AxisMappin
 
   std::vector<ProcessedScan> out;
   for (const IntensityMap& map : maps)
-    out.push_back({at::empty({depth, crop_h, crop_w}, voxels.options()), map.suffix});
+    out.push_back({at::empty({depth, crop_h, crop_w}, voxels.options().dtype(at::kFloat)), map.suffix});
   at::parallel_for(0, depth, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> raw(height * width), square(side * side, 0.0f);
     for (int64_t d = begin; d < end; ++d) {
@@ -81,11 +81,10 @@ std::vector<ProcessedScan> fused_eval(const at::Tensor& voxels, const AxisMappin
 }
 
 std::vector<ProcessedScan> run_chain(const io::Volume& volume, const Preset& preset) {
-  const at::Tensor voxels = detail::scaled_float_voxels(volume);
+  const at::Tensor voxels = detail::source_voxels(volume);
   for (int a = 0; a < 3; ++a) {
     if (voxels.size(a) < 1) throw Error(fmt::format("dimension {} is 0", "ijk"[a]));
   }
-  detail::require_finite(voxels, "scan");
   // Canonical orientation and HLIP's axes, composed into one mapping of the source voxels.
   const AxisMapping canonical = closest_canonical_mapping(volume.affine);
   const AxisMapping mapping =

@@ -36,6 +36,11 @@ enum class VoxelValues {
   // The voxels in the dtype stored in the file, unscaled; `Volume::scale_slope` / `scale_inter` say what
   // still has to be applied. For caches and tools that copy data through without touching it.
   kStored,
+  // The values of kScaledFloat32, in less memory where that is exact: 8- and 16-bit integer voxels with no
+  // scaling to apply stay in their stored type (uint16 as int32, as kStored), since each such value is its
+  // own float32; everything else is kScaledFloat32. What `hlip prepare` reads: preprocessing takes integer
+  // voxels directly, so a 16-bit scan never becomes a float32 copy of itself.
+  kCompact,
 };
 
 struct Volume {

@@ -21,7 +21,8 @@
 namespace hlip::preprocess {
 
 // numpy.percentile(values.astype(float64), q) for each q in `percents` (0 ≤ q ≤ 100, method "linear").
-// `values` may have any shape; it is read as float32. Exact (an O(n) selection, no sort).
+// `values` may have any shape; integer tensors (8/16-bit, and int32 within a 2^20-wide range) are counted
+// value by value, anything else is read as float32. Exact either way (an O(n) selection, no sort).
 std::vector<double> percentiles(const at::Tensor& values, const std::vector<double>& percents);
 double percentile(const at::Tensor& values, double percent);
 

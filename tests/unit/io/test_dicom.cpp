@@ -350,6 +350,26 @@ TEST(Dicom, SignedEightBitAndHighBitInTheMiddle) {
   }
 }
 
+// kCompact keeps an unscaled series' stored integers and scales any other, with the values of kScaledFloat32.
+TEST(Dicom, CompactValuesKeepUnscaledIntegers) {
+  DicomReadOptions compact;
+  compact.values = VoxelValues::kCompact;
+  TempDir plain;
+  write_axial_stack(plain, Slice{}, 2, -1000, 3000);
+  const Volume kept = read_dicom_series(plain.path().string(), compact);
+  EXPECT_EQ(kept.data.scalar_type(), at::kShort);
+  EXPECT_TRUE(at::equal(kept.data.to(at::kFloat), read_dicom_series(plain.path().string()).data));
+  TempDir rescaled;
+  Slice ct;
+  ct.slope = "1";
+  ct.intercept = "-1024";
+  write_axial_stack(rescaled, ct, 2, 0, 4000);
+  const Volume scaled = read_dicom_series(rescaled.path().string(), compact);
+  EXPECT_EQ(scaled.data.scalar_type(), at::kFloat);
+  EXPECT_EQ(scaled.scale_inter, 0.0);
+  EXPECT_TRUE(at::equal(scaled.data, read_dicom_series(rescaled.path().string()).data));
+}
+
 // Every transfer syntax gives back exactly the values of the uncompressed series.
 TEST(Dicom, TransferSyntaxesReadBackExactly) {
   struct Case {

@@ -84,6 +84,27 @@ TEST(Intensity, SelectionMatchesSortOnLargeInputs) {
   }
 }
 
+// Integer voxels are counted as they are (no float copy); the percentiles are those of their float values.
+TEST(Intensity, IntegerPercentilesEqualTheFloatOnes) {
+  at::manual_seed(8);
+  const std::vector<at::Tensor> inputs = {
+      at::randint(0, 256, {40000}).to(at::kByte),
+      at::randint(-128, 128, {40000}).to(at::kChar),
+      at::cat({at::zeros({60000}), at::randint(-1024, 3000, {9999})}).to(at::kShort),  // background-heavy
+      at::randint(0, 65536, {50000}).to(at::kInt),                                     // uint16 voxels
+      at::randint(-5000000, 5000000, {30000}).to(at::kInt),  // too wide for a count table: read as float
+      at::full({7}, 42).to(at::kShort),
+  };
+  for (const at::Tensor& x : inputs) {
+    for (double q : {0.0, 0.5, 1.0, 37.0, 99.5, 100.0}) {
+      EXPECT_DOUBLE_EQ(percentile(x, q), percentile(x.to(at::kFloat), q)) << x.scalar_type() << " q = " << q;
+    }
+    // Any shape and strides: a Fortran-ordered volume is read in memory order.
+    const at::Tensor volume = x.view({-1, 1, 1}).expand({-1, 1, 1});
+    EXPECT_DOUBLE_EQ(percentile(volume, 99.5), percentile(x.to(at::kFloat), 99.5));
+  }
+}
+
 TEST(Intensity, ConstantScanBecomesZeros) {
   const at::Tensor out = percentile_normalize(at::full({3, 4, 5}, 42.0f));
   EXPECT_EQ(out.sizes(), at::IntArrayRef({3, 4, 5}));

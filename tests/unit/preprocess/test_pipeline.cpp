@@ -150,6 +150,33 @@ TEST(Pipeline, StoredIntegerVoxelsAreScaledFirst) {
     EXPECT_EQ(max_abs_diff(a[i].data, b[i].data), 0.0);
 }
 
+// Integer voxels with no scaling (the readers' VoxelValues::kCompact) are read directly, never as a float32
+// copy; every path gives exactly the float volume's result.
+TEST(Pipeline, IntegerVoxelsGiveTheFloatResult) {
+  at::manual_seed(9);
+  io::Affine affine = io::identity_affine();
+  affine[0][0] = -0.9;  // LPS-like: canonical orientation flips two axes
+  affine[1][1] = -0.9;
+  affine[2][2] = 4.0;
+  const at::Tensor values = at::randint(-200, 3000, {30, 26, 9});
+  for (const at::ScalarType type : {at::kShort, at::kInt, at::kByte}) {
+    const at::Tensor raw = type == at::kByte ? values.clamp(0, 255).to(type) : values.to(type);
+    const io::Volume integer = test::fortran_volume(raw, {0.9, 0.9, 4.0}, affine, "int.nii");
+    const io::Volume floating = test::fortran_volume(raw.to(at::kFloat), {0.9, 0.9, 4.0}, affine, "f.nii");
+    for (const char* name : {"mri-brain", "ct-head", "ct-chest"}) {
+      Preset preset = preset_by_name(name);
+      preset.output_size = {6, 20, 20};
+      preset.resize_size = 24;
+      const auto a = preprocess_volume(integer, preset), b = preprocess_volume(floating, preset);
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t i = 0; i < a.size(); ++i) {
+        EXPECT_EQ(a[i].data.scalar_type(), at::kFloat);
+        EXPECT_EQ(max_abs_diff(a[i].data, b[i].data), 0.0) << name << " " << type;
+      }
+    }
+  }
+}
+
 TEST(Pipeline, ConstantScanGivesZeros) {
   const io::Volume flat =
       test::fortran_volume(at::full({10, 10, 4}, 300.0f), {1, 1, 3}, io::identity_affine());

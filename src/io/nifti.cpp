@@ -444,14 +444,14 @@ void scale_as(const void* in, float* out, int64_t count, bool work_in_double, do
   }
 }
 
-// nibabel's get_fdata(dtype=np.float32) from the file-ordered voxel buffer: scale factors rounded to float32,
-// arithmetic in float32 for 8/16-bit integer and float32 voxels, in float64 for int32/int64/float64 voxels
-// (numpy promotes int32 × float32 arrays to float64), one rounding to float32 at the end.
 // Whether nibabel applies scl_slope / scl_inter: not for a slope of 0 or NaN, nor for the identity (1, 0).
 bool scaling_applies(double slope, double inter) {
   return std::isfinite(slope) && slope != 0.0 && !(slope == 1.0 && inter == 0.0);
 }
 
+// nibabel's get_fdata(dtype=np.float32) from the file-ordered voxel buffer: scale factors rounded to float32,
+// arithmetic in float32 for 8/16-bit integer and float32 voxels, in float64 for int32/int64/float64 voxels
+// (numpy promotes int32 × float32 arrays to float64), one rounding to float32 at the end.
 at::Tensor scale_to_float32(const at::Tensor& file_order, int datatype, double slope, double inter) {
   const bool has_scaling = scaling_applies(slope, inter);
   const bool slope_fits_float = std::fabs(slope) <= FLT_MAX;

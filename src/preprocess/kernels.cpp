@@ -45,11 +45,16 @@ void require_finite(const at::Tensor& src, const std::string& name) {
                           std::isnan(value) ? "NaN" : (value > 0 ? "+inf" : "-inf")));
 }
 
+bool is_integer_voxel_type(at::ScalarType type) {
+  return type == at::kByte || type == at::kChar || type == at::kShort || type == at::kInt;
+}
+
 at::Tensor source_voxels(const io::Volume& volume) {
   const bool scaled = volume.scale_slope != 1.0 || volume.scale_inter != 0.0;
-  const at::ScalarType type = volume.data.defined() ? volume.data.scalar_type() : at::kFloat;
-  const bool integer = type == at::kByte || type == at::kChar || type == at::kShort || type == at::kInt;
-  if (integer && !scaled && volume.data.dim() == 3) return volume.data;
+  if (volume.data.defined() && is_integer_voxel_type(volume.data.scalar_type()) && !scaled &&
+      volume.data.dim() == 3) {
+    return volume.data;
+  }
   at::Tensor voxels = scaled_float_voxels(volume);
   require_finite(voxels, "scan");
   return voxels;
@@ -58,8 +63,7 @@ at::Tensor source_voxels(const io::Volume& volume) {
 OrientedSource::OrientedSource(const at::Tensor& src, const AxisMapping& mapping)
     : data_(src.data_ptr()), type_(src.scalar_type()) {
   TORCH_CHECK(src.dim() == 3, "OrientedSource: 3-D input");
-  TORCH_CHECK(type_ == at::kFloat || type_ == at::kByte || type_ == at::kChar || type_ == at::kShort ||
-                  type_ == at::kInt,
+  TORCH_CHECK(type_ == at::kFloat || is_integer_voxel_type(type_),
               "OrientedSource: float32 or 8/16/32-bit integer input, got ", type_);
   for (int d = 0; d < 3; ++d) {
     const int a = mapping[d].axis;

@@ -30,6 +30,10 @@ at::Tensor flat_dense(const at::Tensor& values);
 // Throws hlip::Error "<name>: voxel (i, j, k) is NaN" (or ±inf) for the first non-finite voxel of `src`.
 void require_finite(const at::Tensor& src, const std::string& name);
 
+// The integer voxel types preprocessing reads as they are (uint8, int8, int16, and int32 for uint16 voxels):
+// every value is its own float32.
+bool is_integer_voxel_type(at::ScalarType type);
+
 // The voxels preprocessing reads: `volume.data` itself when it holds integers with no scaling pending (the
 // readers' VoxelValues::kCompact or kStored; every value is its own float32, and integers cannot be NaN),
 // otherwise scaled_float_voxels(volume) checked by require_finite. Throws hlip::Error unless `data` is 3-D.

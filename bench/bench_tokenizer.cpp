@@ -78,26 +78,25 @@ void set_rate(benchmark::State& state, int64_t items_per_iteration, const char* 
                                             benchmark::Counter::kIsRate);
 }
 
-void BM_TokenizeToIds(benchmark::State& state) {
+// `tokenize_one(tokenizer, sentence)` over every sentence of the corpus.
+template <typename Fn>
+void per_sentence(benchmark::State& state, Fn tokenize_one) {
   if (!available(state)) return;
   const Tokenizer& tok = tokenizer(static_cast<int>(state.range(0)));
   const auto& sentences = corpus().sentences;
   for (auto _ : state) {
     for (const std::string& s : sentences)
-      benchmark::DoNotOptimize(tok.tokenize_to_ids(s).data());
+      benchmark::DoNotOptimize(tokenize_one(tok, s).data());
   }
   set_rate(state, static_cast<int64_t>(sentences.size()), "sentences/s");
 }
 
+void BM_TokenizeToIds(benchmark::State& state) {
+  per_sentence(state, [](const Tokenizer& tok, const std::string& s) { return tok.tokenize_to_ids(s); });
+}
+
 void BM_TokenizeStrings(benchmark::State& state) {
-  if (!available(state)) return;
-  const Tokenizer& tok = tokenizer(static_cast<int>(state.range(0)));
-  const auto& sentences = corpus().sentences;
-  for (auto _ : state) {
-    for (const std::string& s : sentences)
-      benchmark::DoNotOptimize(tok.tokenize(s).data());
-  }
-  set_rate(state, static_cast<int64_t>(sentences.size()), "sentences/s");
+  per_sentence(state, [](const Tokenizer& tok, const std::string& s) { return tok.tokenize(s); });
 }
 
 void BM_EncodeBatch77(benchmark::State& state) {

@@ -129,6 +129,8 @@ nlohmann::json to_json(const RuntimeInfo& info) {
       {"threads", info.intra_op_threads},
       {"hardware_threads", info.hardware_threads},
       {"parallel_backend", info.parallel_backend},
+      {"openmp_wait_policy", info.openmp_wait_policy},
+      {"openmp_wait_policy_defaulted", info.openmp_wait_policy_defaulted},
       {"fused_attention", info.fused_attention},
   };
 }
@@ -157,15 +159,19 @@ std::string describe(const RuntimeInfo& info) {
   if (!info.blas.library_path.empty()) blas += " (" + info.blas.library_path + ")";
   if (!info.blas.config.empty()) blas += ", " + info.blas.config;
   if (info.blas.threads > 0) blas += fmt::format(", {} threads", info.blas.threads);
+  std::string wait_policy = info.openmp_wait_policy.empty() ? "unset (libgomp: spin, then sleep)"
+                                                            : "OMP_WAIT_POLICY=" + info.openmp_wait_policy;
+  if (info.openmp_wait_policy_defaulted) wait_policy += " (hlip's default; set the variable to change it)";
   return fmt::format(
       "hlip      {}\n"
       "LibTorch  {} (attention: {})\n"
       "CUDA      {}\n"
       "BLAS      {}\n"
-      "threads   {} intra-op ({}) of {} cores\n",
+      "threads   {} intra-op ({}) of {} cores\n"
+      "OpenMP    {}\n",
       info.hlip_version, info.torch_version,
       info.fused_attention ? "fused scaled_dot_product_attention" : "at::_scaled_dot_product_attention", cuda,
-      blas, info.intra_op_threads, info.parallel_backend, info.hardware_threads);
+      blas, info.intra_op_threads, info.parallel_backend, info.hardware_threads, wait_policy);
 }
 
 }  // namespace hlip

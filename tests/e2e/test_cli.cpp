@@ -68,6 +68,29 @@ TEST(Cli, ThreadsFlagReachesLibTorch) {
   EXPECT_EQ(nlohmann::json::parse(after.out).at("threads").get<int>(), 1);
 }
 
+// hlip's start-up code makes idle OpenMP threads sleep instead of spin unless the user chose otherwise.
+TEST(Cli, OpenmpWaitPolicyDefaultsToPassiveAndKeepsTheUsersChoice) {
+  const char* before = std::getenv("OMP_WAIT_POLICY");
+  const std::string saved = before != nullptr ? before : "";
+  unsetenv("OMP_WAIT_POLICY");
+  const auto defaulted = run_hlip("version --json");
+  setenv("OMP_WAIT_POLICY", "active", 1);
+  const auto chosen = run_hlip("version --json");
+  if (before != nullptr) {
+    setenv("OMP_WAIT_POLICY", saved.c_str(), 1);
+  } else {
+    unsetenv("OMP_WAIT_POLICY");
+  }
+  ASSERT_EQ(defaulted.exit_code, 0) << defaulted.err;
+  ASSERT_EQ(chosen.exit_code, 0) << chosen.err;
+  const auto json = nlohmann::json::parse(defaulted.out);
+  EXPECT_EQ(json.at("openmp_wait_policy"), "PASSIVE");
+  EXPECT_TRUE(json.at("openmp_wait_policy_defaulted").get<bool>());
+  const auto user = nlohmann::json::parse(chosen.out);
+  EXPECT_EQ(user.at("openmp_wait_policy"), "active");
+  EXPECT_FALSE(user.at("openmp_wait_policy_defaulted").get<bool>());
+}
+
 TEST(Cli, DoctorJsonHasTheDocumentedKeys) {
   const auto result = run_hlip("doctor --json --gemm-size 256 --seconds 0.05");
   ASSERT_EQ(result.exit_code, 0) << result.err;

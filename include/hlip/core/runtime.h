@@ -31,6 +31,10 @@ struct RuntimeInfo {
   int intra_op_threads = 0;
   int hardware_threads = 0;
   std::string parallel_backend;  // "OpenMP", "native", ...
+  // OMP_WAIT_POLICY as this process started with it ("" when unset), and whether hlip's start-up code set
+  // it (to PASSIVE, because the variable was unset; src/startup/openmp_defaults.cpp).
+  std::string openmp_wait_policy;
+  bool openmp_wait_policy_defaulted = false;
   bool fused_attention = false;  // at::scaled_dot_product_attention with fused kernels (LibTorch >= 2.0)
   bool gloo = false;             // c10d Gloo compiled in
 };

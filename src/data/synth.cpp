@@ -213,13 +213,13 @@ std::string readme(const SynthOptions& options, const SynthSummary& summary) {
       "Reports state the findings in two styles (`reports.verbose`, `reports.terse`).\n\n"
       "| modality and diagnosis | studies |\n|---|---|\n{}\n"
       "Splits: train {}, val {}, test {}. {} scans in all.\n\n"
-      "Files: `studies.jsonl` (the manifest, one study per line), the label CSVs, "
-      "`mri/<study>/<sequence>.nii.gz` "
-      "and\n"
-      "`ct/<study>/...` (int16 voxels, affine in the qform and sform; DICOM with RescaleIntercept −1024). "
-      "See\n"
-      "docs/synthetic.md in the hlip repository.\n",
-      classes, split_count("train"), split_count("val"), split_count("test"), summary.scans);
+      "Files: `studies.jsonl` (the manifest, one study per line), the label CSVs,\n{} (int16 voxels, affine "
+      "in the qform and sform{}).\nSee docs/synthetic.md in the hlip repository.\n",
+      classes, split_count("train"), split_count("val"), split_count("test"), summary.scans,
+      mri && ct ? "`mri/<study>/<sequence>.nii.gz` and `ct/<study>/CT...`"
+      : mri     ? "`mri/<study>/<sequence>.nii.gz`"
+                : "`ct/<study>/CT...`",
+      ct ? "; DICOM series with RescaleIntercept −1024" : "");
   return text;
 }
 

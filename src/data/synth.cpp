@@ -1,4 +1,4 @@
-// `hlip synth`: writes a synthetic dataset (NIfTI scans, manifest, label CSVs, README).
+// `hlip synth`: writes a synthetic dataset (NIfTI scans and DICOM series, manifest, label CSVs, README).
 #include "hlip/data/synth.h"
 
 #include <fmt/format.h>
@@ -20,6 +20,7 @@
 #include "hlip/core/progress.h"
 #include "hlip/core/random.h"
 #include "hlip/core/runtime.h"
+#include "hlip/io/dicom_write.h"
 #include "hlip/io/nifti.h"
 
 namespace hlip::data {
@@ -59,7 +60,19 @@ std::vector<std::string> assign_splits(const SynthOptions& options) {
   return split;
 }
 
-nlohmann::json finding_json(const SynthFinding& f) {
+nlohmann::json finding_json(const SynthFinding& f, const std::string& modality) {
+  if (modality == "ct") {
+    nlohmann::json json{{"type", f.type},
+                        {"side", f.side},
+                        {"lobe", f.lobe},
+                        {"location", f.location},
+                        {"size_mm", std::round(f.size_mm * 10) / 10},
+                        {"midline_shift_mm", std::round(f.midline_shift_mm * 10) / 10}};
+    if (f.type == "subdural" || f.type == "epidural")
+      json["thickness_mm"] = std::round(f.thickness_mm * 10) / 10;
+    if (f.type == "intraparenchymal") json["edema"] = f.edema;
+    return json;
+  }
   nlohmann::json json{{"type", f.type},           {"side", f.side},
                       {"lobe", f.lobe},           {"size_mm", std::round(f.size_mm * 10) / 10},
                       {"enhancing", f.enhancing}, {"edema", f.edema}};
@@ -68,17 +81,51 @@ nlohmann::json finding_json(const SynthFinding& f) {
   return json;
 }
 
-// Generates study `index` and writes its scans; returns its manifest line and label row.
-auto write_study(const SynthOptions& options, int64_t index, const std::string& split) {
+// A DICOM UID under the 2.25 root (UUID-derived UIDs), from the seed, the study and what it names: the same
+// dataset always gets the same UIDs, and no clock or host is involved.
+std::string derived_uid(uint64_t seed, int64_t index, const char* what) {
+  return fmt::format("2.25.{}", derive_seed(seed ^ name_hash(what), static_cast<uint64_t>(index)));
+}
+
+// Study `position` of the dataset: its modality and its index among the studies of that modality.
+std::pair<bool, int64_t> study_at(const SynthOptions& options, int64_t position) {
+  switch (options.modality) {
+    case SynthModality::kMri:
+      return {false, position};
+    case SynthModality::kCt:
+      return {true, position};
+    case SynthModality::kBoth:
+      break;
+  }
+  return {position % 2 == 1, position / 2};
+}
+
+// Generates study `position` and writes its scans; returns its manifest line and label row.
+auto write_study(const SynthOptions& options, int64_t position, const std::string& split) {
   struct Result {
-    std::string manifest_line, label_row, diagnosis;
+    std::string manifest_line, label_row, modality, diagnosis;
     int64_t scans = 0;
+    bool dicom = false;
+    std::map<std::string, int> labels;
   };
-  const SynthStudy study = generate_mri_study(options.seed, index, options.size);
-  const std::string folder = fmt::format("mri/{}", study.id);
+  const auto [ct, index] = study_at(options, position);
+  const SynthStudy study = ct ? generate_ct_study(options.seed, index, options.size)
+                              : generate_mri_study(options.seed, index, options.size);
+  const std::string folder = fmt::format("{}/{}", study.modality, study.id);
   create_directories(options.out_dir + "/" + folder);
   nlohmann::json scans = nlohmann::json::array();
   for (const auto& scan : study.scans) {
+    if (study.dicom) {
+      const std::string path = fmt::format("{}/{}", folder, scan.name);
+      io::DicomWriteOptions write_options;
+      write_options.study_uid = derived_uid(options.seed, index, "ct-study-uid");
+      write_options.series_uid = derived_uid(options.seed, index, "ct-series-uid");
+      write_options.description = scan.volume.description;
+      write_options.patient_id = study.id;
+      io::write_dicom_series(options.out_dir + "/" + path, scan.volume, write_options);
+      scans.push_back({{"path", path}, {"name", scan.name}});
+      continue;
+    }
     const std::string path = fmt::format("{}/{}.nii.gz", folder, scan.name);
     io::NiftiWriteOptions write_options;
     write_options.description = scan.volume.description;
@@ -87,49 +134,93 @@ auto write_study(const SynthOptions& options, int64_t index, const std::string& 
   }
   nlohmann::json findings = nlohmann::json::array();
   for (const auto& finding : study.findings)
-    findings.push_back(finding_json(finding));
-  const nlohmann::json line{{"study", study.id},
-                            {"modality", study.modality},
-                            {"split", split},
-                            {"scans", scans},
-                            {"report", study.reports.at("verbose")},
-                            {"reports", study.reports},
-                            {"labels", study.labels},
-                            {"diagnosis", study.diagnosis},
-                            {"findings", findings}};
+    findings.push_back(finding_json(finding, study.modality));
+  nlohmann::json line{{"study", study.id},
+                      {"modality", study.modality},
+                      {"split", split},
+                      {"scans", scans},
+                      {"report", study.reports.at("verbose")},
+                      {"reports", study.reports},
+                      {"labels", study.labels},
+                      {"diagnosis", study.diagnosis},
+                      {"findings", findings}};
+  if (ct) line["midline_shift_mm"] = std::round(study.midline_shift_mm * 10) / 10;
   std::string row = study.id;
-  for (const auto& name : mri_classes())
+  for (const auto& name : ct ? ct_label_columns() : mri_classes())
     row += fmt::format(",{}", study.labels.at(name));
-  return Result{line.dump() + "\n", row + "\n", study.diagnosis, static_cast<int64_t>(study.scans.size())};
+  return Result{line.dump() + "\n",
+                row + "\n",
+                study.modality,
+                study.diagnosis,
+                static_cast<int64_t>(study.scans.size()),
+                study.dicom,
+                ct ? study.labels : std::map<std::string, int>{}};
+}
+
+const char* modality_name(SynthModality modality) {
+  return modality == SynthModality::kMri ? "mri" : modality == SynthModality::kCt ? "ct" : "both";
 }
 
 std::string readme(const SynthOptions& options, const SynthSummary& summary) {
+  const bool mri = options.modality != SynthModality::kCt, ct = options.modality != SynthModality::kMri;
   std::string classes;
   for (const auto& [name, count] : summary.per_class)
     classes += fmt::format("| {} | {} |\n", name, count);
-  return fmt::format(
-      "# Synthetic brain MRI studies\n\n"
-      "Written by `hlip synth --studies {} --seed {} --size {}` (hlip {}). The same command writes the same "
-      "bytes.\n\n"
-      "Each study is a procedural head (scalp, skull, CSF, grey and white matter, ventricles) with its own "
-      "shape,\n"
-      "position, bias field, noise and scanner gain, imaged as 2-6 sequences (T1, T2, FLAIR, T1c, DWI) with "
-      "their own\n"
-      "grids, spacings (thick slices), orientations and oblique affines. Findings (glioma, meningioma, "
-      "metastases,\n"
-      "acute stroke) vary in side, lobe and size and appear in each sequence as they would clinically; "
-      "reports state\n"
-      "them in two styles (`reports.verbose`, `reports.terse`), labels are one-hot over the classes "
-      "below.\n\n"
-      "| class | studies |\n|---|---|\n{}\n"
-      "Splits: train {}, val {}, test {}. {} scans in all.\n\n"
-      "Files: `studies.jsonl` (the manifest, one study per line), `labels_<split>.csv`, "
-      "`mri/<study>/<sequence>.nii.gz`\n"
-      "(int16 voxels, affine in the qform and sform). See docs/synthetic.md in the hlip repository.\n",
+  std::string ct_labels;
+  for (const auto& column : ct_label_columns()) {
+    const auto it = summary.ct_labels.find(column);
+    ct_labels += fmt::format("| {} | {} |\n", column, it == summary.ct_labels.end() ? 0 : it->second);
+  }
+  auto split_count = [&](const char* split) {
+    return summary.per_split.count(split) ? summary.per_split.at(split) : 0;
+  };
+  std::string text = fmt::format(
+      "# Synthetic {}\n\n"
+      "Written by `hlip synth --studies {} --seed {} --size {} --modality {}` (hlip {}). The same command "
+      "writes the same bytes.\n\n",
+      mri && ct ? "brain MRI and head CT studies"
+      : mri     ? "brain MRI studies"
+                : "head CT studies",
       options.studies, options.seed, options.size == SynthSize::kSmall ? "small" : "full",
-      HLIP_VERSION_STRING, classes, summary.per_split.count("train") ? summary.per_split.at("train") : 0,
-      summary.per_split.count("val") ? summary.per_split.at("val") : 0,
-      summary.per_split.count("test") ? summary.per_split.at("test") : 0, summary.scans);
+      modality_name(options.modality), HLIP_VERSION_STRING);
+  if (mri) {
+    text +=
+        "Each MRI study is a procedural head (scalp, skull, CSF, grey and white matter, ventricles) with its "
+        "own shape,\n"
+        "position, bias field, noise and scanner gain, imaged as 2-6 sequences (T1, T2, FLAIR, T1c, DWI) "
+        "with "
+        "their own\n"
+        "grids, spacings (thick slices), orientations and oblique affines. Findings (glioma, meningioma, "
+        "metastases,\n"
+        "acute stroke) vary in side, lobe and size and appear in each sequence as they would clinically; "
+        "labels are one-hot\n"
+        "over normal, stroke, glioma, meningioma, metastasis (`labels_<split>.csv`).\n\n";
+  }
+  if (ct) {
+    text += fmt::format(
+        "Each CT study is the same kind of head in Hounsfield units, one axial series with a gantry tilt, "
+        "normal or with\n"
+        "one or two of epidural, intraparenchymal, intraventricular, subarachnoid and subdural haemorrhage "
+        "(with mass effect\n"
+        "and midline shift when large); labels are RSNA-like, multi-label over {} "
+        "(`labels_ct_<split>.csv`).\n"
+        "{} CT series are DICOM folders (`ct/<study>/CT/slice-NNNN.dcm`), the others "
+        "`ct/<study>/CT.nii.gz`.\n\n"
+        "| CT label | studies |\n|---|---|\n{}\n",
+        fmt::join(ct_label_columns(), ","), summary.dicom_series, ct_labels);
+  }
+  text += fmt::format(
+      "Reports state the findings in two styles (`reports.verbose`, `reports.terse`).\n\n"
+      "| modality and diagnosis | studies |\n|---|---|\n{}\n"
+      "Splits: train {}, val {}, test {}. {} scans in all.\n\n"
+      "Files: `studies.jsonl` (the manifest, one study per line), the label CSVs,\n{} (int16 voxels, affine "
+      "in the qform and sform{}).\nSee docs/synthetic.md in the hlip repository.\n",
+      classes, split_count("train"), split_count("val"), split_count("test"), summary.scans,
+      mri && ct ? "`mri/<study>/<sequence>.nii.gz` and `ct/<study>/CT...`"
+      : mri     ? "`mri/<study>/<sequence>.nii.gz`"
+                : "`ct/<study>/CT...`",
+      ct ? "; DICOM series with RescaleIntercept −1024" : "");
+  return text;
 }
 
 }  // namespace
@@ -142,10 +233,18 @@ SynthSummary write_synthetic_dataset(const SynthOptions& options) {
 
   SynthSummary summary;
   std::string manifest;
+  // Label tables by file name: labels_<split>.csv for MRI, labels_ct_<split>.csv for CT.
   std::map<std::string, std::string> label_csv;
-  const std::string header = fmt::format("study,{}\n", fmt::join(mri_classes(), ","));
-  for (const char* split : kSplits)
-    label_csv[split] = header;
+  const bool mri = options.modality != SynthModality::kCt, ct = options.modality != SynthModality::kMri;
+  for (const char* split : kSplits) {
+    if (mri)
+      label_csv[fmt::format("labels_{}.csv", split)] =
+          fmt::format("study,{}\n", fmt::join(mri_classes(), ","));
+    if (ct) {
+      label_csv[fmt::format("labels_ct_{}.csv", split)] =
+          fmt::format("study,{}\n", fmt::join(ct_label_columns(), ","));
+    }
+  }
 
   ProgressOptions progress_options;
   if (!options.progress) progress_options.mode = ProgressMode::kOff;
@@ -185,16 +284,20 @@ SynthSummary write_synthetic_dataset(const SynthOptions& options) {
     const auto& study = written[static_cast<size_t>(index)];
     const std::string& split = splits[static_cast<size_t>(index)];
     manifest += study.manifest_line;
-    label_csv[split] += study.label_row;
+    label_csv[study.modality == "ct" ? fmt::format("labels_ct_{}.csv", split)
+                                     : fmt::format("labels_{}.csv", split)] += study.label_row;
     ++summary.studies;
     summary.scans += study.scans;
-    ++summary.per_class[study.diagnosis];
+    summary.dicom_series += study.dicom ? study.scans : 0;
+    ++summary.per_class[study.modality + " " + study.diagnosis];
+    for (const auto& [column, value] : study.labels)
+      summary.ct_labels[column] += value;
     ++summary.per_split[split];
   }
 
   write_file_atomic(options.out_dir + "/studies.jsonl", manifest);
-  for (const auto& [split, csv] : label_csv)
-    write_file_atomic(fmt::format("{}/labels_{}.csv", options.out_dir, split), csv);
+  for (const auto& [name, csv] : label_csv)
+    write_file_atomic(options.out_dir + "/" + name, csv);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   write_file_atomic(options.out_dir + "/README.md", readme(options, summary));
   return summary;

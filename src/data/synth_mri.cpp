@@ -8,29 +8,16 @@
 #include "hlip/core/error.h"
 #include "hlip/core/random.h"
 #include "hlip/data/synth.h"
+#include "synth_anatomy.h"
 #include "synth_reports.h"
 
 namespace hlip::data {
 namespace {
 
-using Vec3 = std::array<double, 3>;
-using Mat3 = std::array<Vec3, 3>;  // rows
+using namespace anatomy;
 
-// Tissue and lesion components, in the order of the contrast table's columns.
-enum Component {
-  kScalp,
-  kBone,
-  kCsf,
-  kGrey,
-  kWhite,
-  kEdema,
-  kSolid,
-  kNecrosis,
-  kEnhancing,
-  kMeningioma,
-  kInfarct,
-  kComponents
-};
+// Tissue (anatomy::Tissue) and lesion components, in the order of the contrast table's columns.
+enum Component { kEdema = kTissues, kSolid, kNecrosis, kEnhancing, kMeningioma, kInfarct, kComponents };
 
 // Relative signal of each component per sequence; lesion components replace the tissue under them.
 struct Contrast {
@@ -51,174 +38,6 @@ const Contrast& contrast_of(const std::string& sequence) {
     if (sequence == contrast.sequence) return contrast;
   }
   throw Error(fmt::format("synth: unknown sequence \"{}\"", sequence));
-}
-
-Mat3 rotation(double yaw, double pitch, double roll) {
-  const double cy = std::cos(yaw), sy = std::sin(yaw), cp = std::cos(pitch), sp = std::sin(pitch);
-  const double cr = std::cos(roll), sr = std::sin(roll);
-  // R = Rz(yaw) · Rx(pitch) · Ry(roll)
-  const Mat3 rz{{{cy, -sy, 0}, {sy, cy, 0}, {0, 0, 1}}};
-  const Mat3 rx{{{1, 0, 0}, {0, cp, -sp}, {0, sp, cp}}};
-  const Mat3 ry{{{cr, 0, sr}, {0, 1, 0}, {-sr, 0, cr}}};
-  auto mul = [](const Mat3& a, const Mat3& b) {
-    Mat3 c{};
-    for (int i = 0; i < 3; ++i)
-      for (int j = 0; j < 3; ++j)
-        for (int k = 0; k < 3; ++k)
-          c[i][j] += a[i][k] * b[k][j];
-    return c;
-  };
-  return mul(mul(rz, rx), ry);
-}
-
-// An ellipsoid in head coordinates: smooth inside-membership with a boundary `width_mm` wide.
-struct Ellipsoid {
-  Vec3 center{0, 0, 0};
-  Vec3 semi_axes{1, 1, 1};
-};
-
-at::Tensor axis(const at::Tensor& p, int i) {
-  return p.select(1, i);
-}
-
-// Approximate signed distance (mm) to the ellipsoid surface: (normalised radius − 1) · mean semi-axis.
-at::Tensor signed_distance(const at::Tensor& p, const Ellipsoid& e) {
-  at::Tensor r2 = at::zeros({p.size(0)}, p.options());
-  for (int i = 0; i < 3; ++i)
-    r2 = r2 + at::square((axis(p, i) - e.center[i]) / e.semi_axes[i]);
-  const double mean_axis = (e.semi_axes[0] + e.semi_axes[1] + e.semi_axes[2]) / 3.0;
-  return (at::sqrt(r2) - 1.0) * mean_axis;
-}
-
-at::Tensor inside(const at::Tensor& distance_mm, double width_mm = 0.8) {
-  return at::sigmoid(-distance_mm / width_mm);
-}
-
-// A lumpy blob: an ellipsoid whose surface is perturbed by a few random low-frequency waves.
-struct Blob {
-  Ellipsoid shape;
-  std::array<Vec3, 4> wave_directions{};
-  std::array<double, 4> wave_phases{};
-  double roughness_mm = 0;
-};
-
-at::Tensor blob_distance(const at::Tensor& p, const Blob& blob, double grow_mm = 0) {
-  at::Tensor d = signed_distance(p, blob.shape) - grow_mm;
-  for (size_t w = 0; w < blob.wave_directions.size(); ++w) {
-    at::Tensor projection = at::zeros({p.size(0)}, p.options());
-    for (int i = 0; i < 3; ++i)
-      projection = projection + (axis(p, i) - blob.shape.center[i]) * blob.wave_directions[w][i];
-    d = d + blob.roughness_mm * at::sin(projection * 0.25 + blob.wave_phases[w]);
-  }
-  return d;
-}
-
-Blob random_blob(Random& rng, const Vec3& center, double radius_mm, double roughness_mm) {
-  Blob blob;
-  blob.shape.center = center;
-  for (auto& a : blob.shape.semi_axes)
-    a = radius_mm * rng.uniform(0.8, 1.2);
-  for (auto& direction : blob.wave_directions) {
-    Vec3 v{rng.normal(), rng.normal(), rng.normal()};
-    const double n = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]) + 1e-9;
-    for (auto& x : v)
-      x /= n;
-    direction = v;
-  }
-  for (auto& phase : blob.wave_phases)
-    phase = rng.uniform(0, 2 * M_PI);
-  blob.roughness_mm = roughness_mm;
-  return blob;
-}
-
-// The head of one study: shape, size and position vary per study.
-struct Head {
-  Vec3 center{0, 0, 0};  // world mm
-  Mat3 rotation{};       // head → world
-  Ellipsoid scalp, skull, csf_space, brain, white;
-  Ellipsoid ventricles[2];
-  double gyral_amplitude_mm = 1.2;
-};
-
-Head random_head(Random& rng) {
-  Head head;
-  head.center = {rng.normal(0, 4), rng.normal(0, 6), rng.normal(0, 5)};
-  head.rotation = rotation(rng.normal(0, 0.08), rng.normal(0, 0.08), rng.normal(0, 0.04));
-  const double scale = rng.uniform(0.92, 1.08);
-  const Vec3 outer{72 * scale * rng.uniform(0.96, 1.04), 92 * scale * rng.uniform(0.96, 1.04),
-                   76 * scale * rng.uniform(0.96, 1.04)};
-  auto shrink = [&](double mm) {
-    return Ellipsoid{{0, 0, 0}, {outer[0] - mm, outer[1] - mm, outer[2] - mm}};
-  };
-  head.scalp = shrink(0);
-  head.skull = shrink(rng.uniform(4, 6));
-  head.csf_space = shrink(rng.uniform(10, 12));
-  head.brain = shrink(rng.uniform(12.5, 15));
-  head.white = shrink(rng.uniform(17, 19.5));
-  const double ventricle_scale = rng.uniform(0.7, 1.6);  // atrophy varies with age
-  for (int side = 0; side < 2; ++side) {
-    head.ventricles[side].center = {(side == 0 ? -1 : 1) * 8.0 * std::sqrt(ventricle_scale), 2, 10};
-    head.ventricles[side].semi_axes = {4.5 * ventricle_scale, 20 * std::sqrt(ventricle_scale),
-                                       8 * ventricle_scale};
-  }
-  head.gyral_amplitude_mm = rng.uniform(0.8, 1.6);
-  return head;
-}
-
-// Fractions [components, N] of every tissue at head-coordinate points p [N, 3].
-at::Tensor tissue_fractions(const Head& head, const at::Tensor& p) {
-  const at::Tensor in_scalp = inside(signed_distance(p, head.scalp));
-  const at::Tensor in_skull = inside(signed_distance(p, head.skull));
-  const at::Tensor in_csf = inside(signed_distance(p, head.csf_space));
-  // Gyri: the grey matter surface and the grey/white boundary fold with the same low-frequency pattern.
-  const at::Tensor folds = head.gyral_amplitude_mm * at::sin(axis(p, 0) * 0.35) * at::sin(axis(p, 1) * 0.3) *
-                           at::sin(axis(p, 2) * 0.32);
-  const at::Tensor in_brain = inside(signed_distance(p, head.brain) + folds);
-  const at::Tensor in_white = inside(signed_distance(p, head.white) + 1.5 * folds);
-  const at::Tensor in_ventricle = at::maximum(inside(signed_distance(p, head.ventricles[0])),
-                                              inside(signed_distance(p, head.ventricles[1])));
-  at::Tensor fractions = at::zeros({kComponents, p.size(0)}, p.options());
-  fractions[kScalp] = in_scalp - in_skull;
-  fractions[kBone] = in_skull - in_csf;
-  fractions[kCsf] = (in_csf - in_brain) + in_brain * in_ventricle;
-  fractions[kWhite] = in_white * (1 - in_ventricle);
-  fractions[kGrey] = (in_brain - in_white) * (1 - in_ventricle);
-  return fractions;
-}
-
-const std::vector<std::string> kLobes{"frontal", "parietal", "temporal", "occipital"};
-
-bool in_lobe(const std::string& lobe, const Vec3& p) {
-  const double y = p[1], z = p[2];
-  if (lobe == "frontal") return y > 12 && z > -10;
-  if (lobe == "parietal") return y <= 12 && y > -45 && z > 18;
-  if (lobe == "temporal") return y <= 12 && y > -45 && z <= 18 && z > -25 && std::abs(p[0]) > 30;
-  return y <= -45 && z > -15;  // occipital
-}
-
-bool in_ellipsoid(const Ellipsoid& e, const Vec3& p, double margin = 0) {
-  double r2 = 0;
-  for (int i = 0; i < 3; ++i)
-    r2 += std::pow((p[i] - e.center[i]) / (e.semi_axes[i] - margin), 2);
-  return r2 < 1;
-}
-
-// A point of the given lobe and side inside the white matter, `margin_mm` away from its boundary and the
-// ventricles (rejection sampling; the lobes are large enough that it ends quickly).
-Vec3 sample_point(Random& rng, const Head& head, const std::string& lobe, const std::string& side,
-                  double margin_mm) {
-  const double sign = side == "left" ? -1.0 : 1.0;  // RAS: +x is the subject's right
-  for (int attempt = 0; attempt < 10000; ++attempt) {
-    const Vec3 p{sign * rng.uniform(5, head.white.semi_axes[0]), rng.uniform(-1, 1) * head.white.semi_axes[1],
-                 rng.uniform(-1, 1) * head.white.semi_axes[2]};
-    if (!in_lobe(lobe, p) || !in_ellipsoid(head.white, p, margin_mm)) continue;
-    bool near_ventricle = false;
-    for (const auto& v : head.ventricles)
-      near_ventricle |=
-          in_ellipsoid({v.center, {v.semi_axes[0] + 6, v.semi_axes[1] + 6, v.semi_axes[2] + 6}}, p);
-    if (!near_ventricle) return p;
-  }
-  throw Error(fmt::format("synth: could not place a lesion in the {} {} lobe", side, lobe));
 }
 
 // Lesion fractions of one finding, written into `fractions` (which holds the normal tissues).
@@ -361,12 +180,6 @@ at::Tensor apply_lesion(const LesionModel& model, const Head& head, const at::Te
   return lesion;
 }
 
-// Acquisition of one scan: grid, spacing, orientation and the voxel → world affine.
-struct Acquisition {
-  std::array<int64_t, 3> dims{};
-  io::Affine affine{};
-};
-
 Acquisition random_acquisition(Random& rng, const Head& head, const std::string& sequence, SynthSize size) {
   // Voxel axes (i, j, k) as world directions; k is the slice axis.
   struct Plane {
@@ -429,31 +242,6 @@ Acquisition random_acquisition(Random& rng, const Head& head, const std::string&
   }
   acquisition.affine[3] = {0, 0, 0, 1};
   return acquisition;
-}
-
-// Head coordinates [I·J·K, 3] (Fortran order: i fastest) of every voxel centre of an acquisition.
-at::Tensor head_points(const Acquisition& acquisition, const Head& head) {
-  const auto opts = at::dtype(at::kFloat);
-  const auto grid =
-      at::meshgrid({at::arange(acquisition.dims[2], opts), at::arange(acquisition.dims[1], opts),
-                    at::arange(acquisition.dims[0], opts)},
-                   "ij");
-  const at::Tensor ijk =
-      at::stack({grid[2].reshape(-1), grid[1].reshape(-1), grid[0].reshape(-1)}, 1);  // [N, 3]
-  at::Tensor a = at::empty({3, 3}, at::dtype(at::kDouble));
-  at::Tensor t = at::empty({3}, at::dtype(at::kDouble));
-  for (int r = 0; r < 3; ++r) {
-    for (int c = 0; c < 3; ++c)
-      a[r][c] = acquisition.affine[r][c];
-    t[r] = acquisition.affine[r][3] - head.center[r];
-  }
-  at::Tensor rot = at::empty({3, 3}, at::dtype(at::kDouble));
-  for (int r = 0; r < 3; ++r)
-    for (int c = 0; c < 3; ++c)
-      rot[r][c] = head.rotation[r][c];
-  // head = Rᵀ (A·ijk + t − centre); points as rows: ijk·Aᵀ·R + (t − centre)ᵀ·R.
-  const at::Tensor world_minus_centre = at::matmul(ijk, a.t().to(at::kFloat)) + t.to(at::kFloat);
-  return at::matmul(world_minus_centre, rot.to(at::kFloat));
 }
 
 io::Volume render(const std::string& sequence, const at::Tensor& fractions, const Acquisition& acquisition,
@@ -552,7 +340,7 @@ SynthStudy generate_mri_study(uint64_t seed, int64_t index, SynthSize size) {
   for (const auto& sequence : choose_sequences(rng, study.diagnosis)) {
     const Acquisition acquisition = random_acquisition(rng, head, sequence, size);
     const at::Tensor points = head_points(acquisition, head);
-    at::Tensor fractions = tissue_fractions(head, points);
+    at::Tensor fractions = tissue_fractions(head, points, kComponents);
     at::Tensor lesion_share = at::zeros({points.size(0)}, points.options());
     if (abnormal) lesion_share = apply_lesion(lesion, head, points, fractions);
     SynthScan scan;

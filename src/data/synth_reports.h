@@ -14,4 +14,8 @@ namespace hlip::data {
 // findings. A normal study states no finding.
 std::map<std::string, std::vector<std::string>> write_mri_reports(const SynthStudy& study, Random& rng);
 
+// The same for a head CT: haemorrhage sentences (type, side, location, size or thickness, midline shift),
+// negations only of the types that are absent, incidental normal findings.
+std::map<std::string, std::vector<std::string>> write_ct_reports(const SynthStudy& study, Random& rng);
+
 }  // namespace hlip::data

@@ -354,5 +354,49 @@ TEST_F(ZeroShot, BadInputGivesOneLineErrors) {
   EXPECT_EQ(both.exit_code, 2);
 }
 
+// synth-ich on synthetic head CT, each series prepared into three windowed scans: the task's label keys are
+// the CT studies' labels, and scores.csv reproduces the AUCs.
+TEST(ZeroShotCt, SynthIchScoresTheSyntheticCtLabels) {
+  TempDir temp("hlip_e2e_zeroshot_ct");
+  const fs::path root = temp.path();
+  const auto synth = run_hlip("synth --modality ct --out " + (root / "data").string() +
+                              " --studies 16 --seed 2 --splits 0.25,0,0.75 --no-progress");
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  std::ofstream(root / "small-ct.toml")
+      << "base = \"ct-head\"\nname = \"small-ct\"\noutput_size = [8, 24, 40]\nresize_size = 40\n";
+  const auto prepare = run_hlip("prepare --manifest " + (root / "data" / "studies.jsonl").string() +
+                                " --out " + (root / "cache").string() + " --preset " +
+                                (root / "small-ct.toml").string() + " --no-progress");
+  ASSERT_EQ(prepare.exit_code, 0) << prepare.err;
+  assemble_model(root / "model");
+
+  const fs::path out = root / "out";
+  const auto result =
+      run_hlip("zeroshot --model " + (root / "model").string() + " --data " + (root / "cache").string() +
+               " --split test --task synth-ich --bootstrap 20 --no-progress --out " + out.string());
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const json results = json::parse(read_file((out / "results.json").string()));
+  EXPECT_EQ(results["task"], "synth-ich");
+  EXPECT_EQ(results["failed_studies"], 0);
+  EXPECT_EQ(results["n_studies"], 12);
+  EXPECT_EQ(results["classes"].size(), 6u);
+  EXPECT_FALSE(results["classes"]["any"]["auc"].is_null());
+  const auto rows = read_scores(out / "scores.csv");
+  expect_auc_matches_scores(results, rows);
+  std::map<std::string, json> labels;
+  for (const auto& line : lines_of(root / "cache" / "studies.jsonl")) {
+    const json study = json::parse(line);
+    labels[study["study"]] = study["labels"];
+  }
+  const std::map<std::string, std::string> keys{{"any", "Any"},
+                                                {"epidural", "Epidural"},
+                                                {"intraparenchymal", "Intraparenchymal"},
+                                                {"intraventricular", "Intraventricular"},
+                                                {"subarachnoid", "Subarachnoid"},
+                                                {"subdural", "Subdural"}};
+  for (const auto& r : rows)
+    EXPECT_EQ(r.label, labels.at(r.study).at(keys.at(r.cls)).get<int>()) << r.study << " " << r.cls;
+}
+
 }  // namespace
 }  // namespace hlip::test

@@ -42,5 +42,26 @@ TEST(SynthSeparability, MeanIntensityDoesNotSeparateAnyClass) {
   }
 }
 
+// The same for head CT: the mean HU of the series (dominated by head size, skull density and position) must
+// not give away any haemorrhage label.
+TEST(SynthSeparability, MeanHounsfieldUnitsDoNotSeparateAnyHaemorrhageLabel) {
+  constexpr int kStudies = 80;
+  std::vector<double> means;
+  std::map<std::string, std::vector<int>> labels;
+  for (int64_t index = 0; index < kStudies; ++index) {
+    const auto study = data::generate_ct_study(5, index, data::SynthSize::kSmall);
+    means.push_back(study.scans.at(0).volume.data.to(at::kFloat).mean().item<double>());
+    for (const auto& column : data::ct_label_columns())
+      labels[column].push_back(study.labels.at(column));
+  }
+  for (const auto& column : data::ct_label_columns()) {
+    const auto auc = eval::roc_auc(labels.at(column), means);
+    ASSERT_TRUE(auc.value.has_value()) << column;
+    EXPECT_GT(*auc.value, 0.25) << "mean HU separates " << column;
+    EXPECT_LT(*auc.value, 0.75) << "mean HU separates " << column;
+    std::printf("%-16s %-16s AUC %.3f\n", "CT mean HU", column.c_str(), *auc.value);
+  }
+}
+
 }  // namespace
 }  // namespace hlip

@@ -52,6 +52,7 @@ TEST(ZeroShotTask, EveryShippedTaskLoadsUnderItsFileName) {
   const auto names = known_tasks();
   const std::set<std::string> expected{"synth-brain-5",
                                        "synth-anomaly",
+                                       "synth-ich",
                                        "pub-brain-5-anomaly",
                                        "pub-brain-5-tumor",
                                        "pub-brain-5-disease",
@@ -102,6 +103,12 @@ TEST(ZeroShotTask, PublishedTasksHaveTheirProtocols) {
   const ZeroShotTask synth = load_task("synth-brain-5");
   EXPECT_FALSE(synth.threshold.has_value());  // argmax
   EXPECT_EQ(synth.classes.size(), 5u);
+  const ZeroShotTask ich = load_task("synth-ich");
+  EXPECT_EQ(ich.mode, ScoringMode::kPositive);
+  EXPECT_EQ(ich.modality, "ct");
+  ASSERT_EQ(ich.classes.size(), 6u);
+  EXPECT_EQ(ich.classes[0].label, "Any");
+  EXPECT_EQ(ich.classes[5].label, "Subdural");
 }
 
 TEST(ZeroShotTask, DefaultsAndResolvedFields) {

@@ -158,6 +158,32 @@ Vec3 sample_point(Random& rng, const Head& head, const std::string& lobe, const 
   throw Error(fmt::format("synth: could not place a lesion in the {} {} lobe", side, lobe));
 }
 
+Acquisition tilted_acquisition(Random& rng, const Head& head, const Mat3& tilt, const Vec3& i, const Vec3& j,
+                               const Vec3& k, int64_t in_plane, int64_t slices, double in_plane_mm,
+                               double slice_mm) {
+  auto turn = [&](const Vec3& v) {
+    Vec3 out{};
+    for (int r = 0; r < 3; ++r)
+      out[r] = tilt[r][0] * v[0] + tilt[r][1] * v[1] + tilt[r][2] * v[2];
+    return out;
+  };
+  const Vec3 di = turn(i), dj = turn(j), dk = turn(k);
+  Acquisition acquisition;
+  acquisition.dims = {in_plane, in_plane, slices};
+  const double spacing[3] = {in_plane_mm, in_plane_mm, slice_mm};
+  const Vec3 centre{head.center[0] + rng.normal(0, 3), head.center[1] + rng.normal(0, 3),
+                    head.center[2] + rng.normal(0, 3)};
+  for (int r = 0; r < 3; ++r) {
+    acquisition.affine[r] = {di[r] * spacing[0], dj[r] * spacing[1], dk[r] * spacing[2], 0};
+    double offset = centre[r];
+    for (int c = 0; c < 3; ++c)
+      offset -= acquisition.affine[r][c] * (static_cast<double>(acquisition.dims[c]) - 1) / 2;
+    acquisition.affine[r][3] = offset;
+  }
+  acquisition.affine[3] = {0, 0, 0, 1};
+  return acquisition;
+}
+
 at::Tensor head_points(const Acquisition& acquisition, const Head& head, int64_t first_slice,
                        int64_t slices) {
   const auto opts = at::dtype(at::kFloat);

@@ -82,6 +82,12 @@ struct Acquisition {
   io::Affine affine{};
 };
 
+// An in_plane × in_plane × slices grid whose voxel axes are the world directions `i`, `j`, `k` turned by
+// `tilt`, centred on the head's centre moved by a few millimetres (three draws from `rng`).
+Acquisition tilted_acquisition(Random& rng, const Head& head, const Mat3& tilt, const Vec3& i, const Vec3& j,
+                               const Vec3& k, int64_t in_plane, int64_t slices, double in_plane_mm,
+                               double slice_mm);
+
 // Head coordinates [I·J·K, 3] (Fortran order: i fastest) of every voxel centre of an acquisition, or of
 // slices [first_slice, first_slice + slices) of it when `slices` > 0.
 at::Tensor head_points(const Acquisition& acquisition, const Head& head, int64_t first_slice = 0,

@@ -232,28 +232,8 @@ Acquisition ct_acquisition(Random& rng, const Head& head, SynthSize size) {
   }
   const auto slices = static_cast<int64_t>(std::round(rng.uniform(150, 170) / slice_mm));
   const Mat3 tilt = rotation(rng.normal(0, 0.02), rng.normal(0, 0.1), rng.normal(0, 0.02));
-  const Vec3 i_axis{-1, 0, 0}, j_axis{0, -1, 0}, k_axis{0, 0, 1};
-  auto turn = [&](const Vec3& v) {
-    Vec3 out{};
-    for (int r = 0; r < 3; ++r)
-      out[r] = tilt[r][0] * v[0] + tilt[r][1] * v[1] + tilt[r][2] * v[2];
-    return out;
-  };
-  const Vec3 di = turn(i_axis), dj = turn(j_axis), dk = turn(k_axis);
-  Acquisition acquisition;
-  acquisition.dims = {in_plane, in_plane, slices};
-  const double spacing[3] = {in_plane_mm, in_plane_mm, slice_mm};
-  const Vec3 centre{head.center[0] + rng.normal(0, 3), head.center[1] + rng.normal(0, 3),
-                    head.center[2] + rng.normal(0, 3)};
-  for (int r = 0; r < 3; ++r) {
-    acquisition.affine[r] = {di[r] * spacing[0], dj[r] * spacing[1], dk[r] * spacing[2], 0};
-    double offset = centre[r];
-    for (int c = 0; c < 3; ++c)
-      offset -= acquisition.affine[r][c] * (static_cast<double>(acquisition.dims[c]) - 1) / 2;
-    acquisition.affine[r][3] = offset;
-  }
-  acquisition.affine[3] = {0, 0, 0, 1};
-  return acquisition;
+  return tilted_acquisition(rng, head, tilt, {-1, 0, 0}, {0, -1, 0}, {0, 0, 1}, in_plane, slices, in_plane_mm,
+                            slice_mm);
 }
 
 }  // namespace

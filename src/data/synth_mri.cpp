@@ -221,27 +221,8 @@ Acquisition random_acquisition(Random& rng, const Head& head, const std::string&
   }
   // Slightly oblique slices, as a technologist would plan them along the head.
   const Mat3 tilt = rotation(rng.normal(0, 0.03), rng.normal(0, 0.05), rng.normal(0, 0.03));
-  auto turn = [&](const Vec3& v) {
-    Vec3 out{};
-    for (int r = 0; r < 3; ++r)
-      out[r] = tilt[r][0] * v[0] + tilt[r][1] * v[1] + tilt[r][2] * v[2];
-    return out;
-  };
-  const Vec3 di = turn(plane.i), dj = turn(plane.j), dk = turn(plane.k);
-  Acquisition acquisition;
-  acquisition.dims = {in_plane, in_plane, slices};
-  const double spacing[3] = {in_plane_mm, in_plane_mm, slice_mm};
-  const Vec3 centre{head.center[0] + rng.normal(0, 3), head.center[1] + rng.normal(0, 3),
-                    head.center[2] + rng.normal(0, 3)};
-  for (int r = 0; r < 3; ++r) {
-    acquisition.affine[r] = {di[r] * spacing[0], dj[r] * spacing[1], dk[r] * spacing[2], 0};
-    double offset = centre[r];
-    for (int c = 0; c < 3; ++c)
-      offset -= acquisition.affine[r][c] * (static_cast<double>(acquisition.dims[c]) - 1) / 2;
-    acquisition.affine[r][3] = offset;
-  }
-  acquisition.affine[3] = {0, 0, 0, 1};
-  return acquisition;
+  return tilted_acquisition(rng, head, tilt, plane.i, plane.j, plane.k, in_plane, slices, in_plane_mm,
+                            slice_mm);
 }
 
 io::Volume render(const std::string& sequence, const at::Tensor& fractions, const Acquisition& acquisition,

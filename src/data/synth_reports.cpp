@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <utility>
 
 namespace hlip::data {
 namespace {
@@ -31,6 +32,18 @@ std::string count_word(int count) {
 bool has(const SynthStudy& study, const std::string& sequence) {
   return std::any_of(study.scans.begin(), study.scans.end(),
                      [&](const SynthScan& s) { return s.name == sequence; });
+}
+
+// The verbose report: the finding sentences, then the other sentences shuffled together with 1–3 of the
+// incidental normal findings.
+std::vector<std::string> verbose_report(std::vector<std::string> finding_sentences,
+                                        std::vector<std::string> other, std::vector<std::string> incidental,
+                                        Random& rng) {
+  rng.shuffle(incidental);
+  other.insert(other.end(), incidental.begin(), incidental.begin() + rng.integer(1, 3));
+  rng.shuffle(other);
+  finding_sentences.insert(finding_sentences.end(), other.begin(), other.end());
+  return finding_sentences;
 }
 
 std::vector<std::string> verbose_finding(const SynthFinding& f, const SynthStudy& study, Random& rng) {
@@ -147,12 +160,8 @@ std::map<std::string, std::vector<std::string>> write_mri_reports(const SynthStu
                                       "The major intracranial flow voids are present.",
                                       "No extra-axial collection.",
                                       "No midline shift."};
-  rng.shuffle(incidental);
-  other.insert(other.end(), incidental.begin(), incidental.begin() + rng.integer(1, 3));
-  rng.shuffle(other);
-
-  std::vector<std::string> verbose = finding_sentences;
-  verbose.insert(verbose.end(), other.begin(), other.end());
+  std::vector<std::string> verbose =
+      verbose_report(std::move(finding_sentences), std::move(other), std::move(incidental), rng);
 
   std::vector<std::string> terse;
   for (const auto& finding : study.findings)
@@ -323,12 +332,8 @@ std::map<std::string, std::vector<std::string>> write_ct_reports(const SynthStud
       "The visualised paranasal sinuses and mastoid air cells are clear.", "No acute territorial infarct."};
   if (!present("intraventricular") && !shifted) incidental.push_back("The ventricles are normal in size.");
   if (!cisternal && !shifted) incidental.push_back("The basal cisterns are patent.");
-  rng.shuffle(incidental);
-  other.insert(other.end(), incidental.begin(), incidental.begin() + rng.integer(1, 3));
-  rng.shuffle(other);
-
-  std::vector<std::string> verbose = finding_sentences;
-  verbose.insert(verbose.end(), other.begin(), other.end());
+  std::vector<std::string> verbose =
+      verbose_report(std::move(finding_sentences), std::move(other), std::move(incidental), rng);
 
   std::vector<std::string> terse;
   for (const auto& finding : study.findings)

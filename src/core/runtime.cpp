@@ -148,7 +148,9 @@ RuntimeInfo runtime_info() {
   info.intra_op_threads = at::get_num_threads();
   info.hardware_threads = hardware_threads();
   if (const char* policy = std::getenv("OMP_WAIT_POLICY")) info.openmp_wait_policy = policy;
-  info.openmp_wait_policy_defaulted = std::getenv("HLIP_SET_OMP_WAIT_POLICY") != nullptr;
+  // The marker is inherited by child processes; it only says something while the value is still hlip's.
+  info.openmp_wait_policy_defaulted =
+      std::getenv("HLIP_SET_OMP_WAIT_POLICY") != nullptr && info.openmp_wait_policy == "PASSIVE";
 
   std::istringstream parallel(at::get_parallel_info());
   for (std::string line; std::getline(parallel, line);) {

@@ -27,6 +27,7 @@
 #include <tuple>
 #include <utility>
 
+#include "dcmtk_init.h"
 #include "hlip/core/error.h"
 
 namespace hlip::io {
@@ -41,23 +42,6 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 constexpr double kOrientationTolerance = 1e-4;
 // Two slices closer than this along the normal share a position.
 constexpr double kSamePositionMm = 1e-3;
-
-void init_dcmtk() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    // DCMTK logs parser complaints on stderr; hlip reports them in its own messages instead.
-    OFLog::configure(OFLogger::OFF_LOG_LEVEL);
-    DJDecoderRegistration::registerCodecs();
-    DJLSDecoderRegistration::registerCodecs();
-    DcmRLEDecoderRegistration::registerCodecs();
-  });
-  if (!dcmDataDict.isDictionaryLoaded()) {
-    throw Error(
-        fmt::format("DCMTK: no DICOM data dictionary loaded (DCMDICTPATH is '{}'); set DCMDICTPATH to "
-                    "DCMTK's dicom.dic",
-                    std::getenv("DCMDICTPATH") ? std::getenv("DCMDICTPATH") : ""));
-  }
-}
 
 std::string trim(std::string s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
@@ -411,7 +395,7 @@ void finish_series(SeriesRecord& record) {
 }
 
 ScanResult scan_files(const std::vector<std::string>& paths) {
-  init_dcmtk();
+  detail::init_dcmtk();
   const std::vector<std::string> files = list_files(paths);
   ScanResult result;
   result.scan.files_seen = static_cast<int64_t>(files.size());
@@ -699,6 +683,27 @@ bool ends_with_dcm(const std::string& path) {
 }
 
 }  // namespace
+
+namespace detail {
+
+void init_dcmtk() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // DCMTK logs parser complaints on stderr; hlip reports them in its own messages instead.
+    OFLog::configure(OFLogger::OFF_LOG_LEVEL);
+    DJDecoderRegistration::registerCodecs();
+    DJLSDecoderRegistration::registerCodecs();
+    DcmRLEDecoderRegistration::registerCodecs();
+  });
+  if (!dcmDataDict.isDictionaryLoaded()) {
+    throw Error(
+        fmt::format("DCMTK: no DICOM data dictionary loaded (DCMDICTPATH is '{}'); set DCMDICTPATH to "
+                    "DCMTK's dicom.dic",
+                    std::getenv("DCMDICTPATH") ? std::getenv("DCMDICTPATH") : ""));
+  }
+}
+
+}  // namespace detail
 
 DicomScan scan_dicom(const std::vector<std::string>& paths) {
   return scan_files(paths).scan;

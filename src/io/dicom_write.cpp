@@ -2,7 +2,6 @@
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
-#include <dcmtk/dcmdata/dcdict.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <fmt/format.h>
@@ -11,6 +10,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "dcmtk_init.h"
 #include "hlip/core/error.h"
 #include "hlip/core/files.h"
 
@@ -65,10 +65,7 @@ void put(const std::string& folder, DcmDataset& ds, const DcmTagKey& tag, Uint16
 }  // namespace
 
 void write_dicom_series(const std::string& folder, const Volume& volume, const DicomWriteOptions& options) {
-  if (!dcmDataDict.isDictionaryLoaded()) {
-    throw Error(fmt::format(
-        "{}: DCMTK has no DICOM data dictionary loaded; set DCMDICTPATH to DCMTK's dicom.dic", folder));
-  }
+  detail::init_dcmtk();
   if (options.study_uid.empty() || options.series_uid.empty())
     throw Error(
         fmt::format("{}: write_dicom_series needs a StudyInstanceUID and a SeriesInstanceUID", folder));

@@ -4,12 +4,14 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 
 #include "hlip/core/error.h"
 #include "hlip/core/progress.h"
 #include "hlip/data/loader.h"
 #include "hlip/io/safetensors.h"
+#include "hlip/text/tensors.h"
 
 namespace hlip::eval {
 
@@ -31,6 +33,26 @@ at::Tensor embed_study(model::HlipClipImpl& model, const at::Tensor& image) {
   const at::Tensor& reference = parameters.front();
   const at::Tensor input = image.unsqueeze(0).to(reference.device(), reference.scalar_type());
   return model.encode_image(input).squeeze(0).to(at::kCPU, at::kFloat).contiguous();
+}
+
+at::Tensor embed_texts(model::HlipClipImpl& model, const text::Tokenizer& tokenizer,
+                       const std::vector<std::string>& texts, size_t batch) {
+  if (batch == 0) throw Error("embed_texts: the batch size must be at least 1");
+  EvalScope scope(model);
+  const auto options = text::EncodeOptions::fixed_length(model.config().text.context_length);
+  const auto parameters = model.parameters();
+  const auto device = parameters.front().device();
+  std::vector<at::Tensor> parts;
+  for (size_t begin = 0; begin < texts.size(); begin += batch) {
+    const std::vector<std::string> chunk(
+        texts.begin() + static_cast<std::ptrdiff_t>(begin),
+        texts.begin() + static_cast<std::ptrdiff_t>(std::min(texts.size(), begin + batch)));
+    const auto tensors = text::to_tensors(tokenizer.encode_batch(chunk, options));
+    parts.push_back(model.encode_text(tensors.input_ids.to(device), tensors.attention_mask.to(device))
+                        .to(at::kCPU, at::kFloat));
+  }
+  if (parts.empty()) return at::empty({0, model.config().embed_dim}, at::kFloat);
+  return at::cat(parts).contiguous();
 }
 
 at::Tensor study_image_from_volumes(const std::vector<io::Volume>& volumes, const preprocess::Preset& preset,

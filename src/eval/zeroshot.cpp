@@ -16,7 +16,6 @@
 #include "hlip/core/files.h"
 #include "hlip/eval/embed.h"
 #include "hlip/text/report.h"
-#include "hlip/text/tensors.h"
 
 namespace hlip::eval {
 namespace {
@@ -26,29 +25,12 @@ using json = nlohmann::json;
 // Texts per text-tower forward when encoding prompts (CT-RATE: 18 classes × 2 × 1 template; CQ500: 11 × 18).
 constexpr size_t kTextBatch = 64;
 
-// Unit-length text embeddings [T, E] (float32 CPU) of `texts`.
-at::Tensor encode_texts(model::HlipClipImpl& model, const text::Tokenizer& tokenizer,
-                        const std::vector<std::string>& texts) {
-  const auto options = text::EncodeOptions::fixed_length(model.config().text.context_length);
-  const auto parameters = model.parameters();
-  const auto device = parameters.front().device();
-  std::vector<at::Tensor> parts;
-  for (size_t begin = 0; begin < texts.size(); begin += kTextBatch) {
-    const std::vector<std::string> chunk(
-        texts.begin() + static_cast<std::ptrdiff_t>(begin),
-        texts.begin() + static_cast<std::ptrdiff_t>(std::min(texts.size(), begin + kTextBatch)));
-    const auto tensors = text::to_tensors(tokenizer.encode_batch(chunk, options));
-    parts.push_back(model.encode_text(tensors.input_ids.to(device), tensors.attention_mask.to(device))
-                        .to(at::kCPU, at::kFloat));
-  }
-  return at::cat(parts);
-}
-
 // The class embedding of prompts × templates.
 at::Tensor class_embedding(model::HlipClipImpl& model, const text::Tokenizer& tokenizer,
                            const std::vector<std::string>& prompts,
                            const std::vector<std::string>& templates) {
-  return average_embedding(encode_texts(model, tokenizer, text::expand_prompts(prompts, templates).texts));
+  return average_embedding(
+      embed_texts(model, tokenizer, text::expand_prompts(prompts, templates).texts, kTextBatch));
 }
 
 std::optional<int> study_label(const std::map<std::string, int>& labels, const std::string& key,

@@ -17,6 +17,7 @@
 #include "cli_runner.h"
 #include "safetensors_file.h"
 #include "temp_dir.h"
+#include "tiny_model.h"
 
 namespace hlip::test {
 namespace {
@@ -24,34 +25,8 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-const std::string kData = HLIP_TEST_DATA_DIR;
-const char* const kCase = "tiny-cls-scanstudy";
-
-// The model folder: the reference case's vision and text weights as two shards, and a word-level vocabulary
-// within the case's 64 ids ([PAD] 0, [CLS] 2, [SEP] 3 as the case's config says).
 void assemble_model(const fs::path& folder) {
-  fs::create_directories(folder / "tokenizer");
-  const std::string name = kCase;
-  fs::copy_file(kData + "/clip/" + name + "/open_clip_config.json", folder / "open_clip_config.json");
-  const std::pair<std::string, std::string> shards[] = {
-      {"model-00001-of-00002.safetensors", kData + "/vision/" + name + "/model.safetensors"},
-      {"model-00002-of-00002.safetensors", kData + "/clip/" + name + "/text.safetensors"}};
-  json map = json::object();
-  for (const auto& [shard, source] : shards) {
-    fs::create_symlink(source, folder / shard);
-    const json header = read_safetensors_header(source);
-    for (const auto& [key, info] : header.items()) {
-      if (key != "__metadata__") map[key] = shard;
-    }
-  }
-  std::ofstream(folder / "model.safetensors.index.json") << json{{"weight_map", map}}.dump(1);
-  std::ofstream vocab(folder / "tokenizer" / "vocab.txt");
-  for (const char* token :
-       {"[PAD]",  "[UNK]", "[CLS]",    "[SEP]",      "[MASK]",     "this",         "study",
-        "shows",  ":",     ".",        "no",         "acute",      "intracranial", "abnormality",
-        "normal", "mri",   "of",       "the",        "brain",      "infarct",      "stroke",
-        "glioma", "glial", "neoplasm", "meningioma", "metastasis", "metastatic",   "disease"})
-    vocab << token << "\n";
+  assemble_tiny_model(folder);
 }
 
 // Shared by every test of the suite: one synthetic dataset, its cache and the model folder.

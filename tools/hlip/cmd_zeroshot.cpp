@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "eval_common.h"
 #include "hlip/core/error.h"
 #include "hlip/core/files.h"
 #include "hlip/data/dataset.h"
@@ -41,23 +42,6 @@ json read_json_file(const std::string& path) {
   } catch (const json::parse_error& e) {
     throw Error(fmt::format("{}: not valid JSON: {}", path, e.what()));
   }
-}
-
-// The preset recorded in a cache folder's cache.json: the one fixed preset, or the one for `modality`.
-preprocess::Preset cache_preset(const std::string& cache, const std::string& modality) {
-  const json presets = data::cache_presets(cache);
-  if (presets.contains("*")) return preprocess::preset_from_json(presets["*"]);
-  if (presets.contains(modality)) return preprocess::preset_from_json(presets[modality]);
-  throw Error(fmt::format("{}: \"presets\" has none for modality \"{}\" (has: {})",
-                          (fs::path(cache) / "cache.json").string(), modality, presets.dump()));
-}
-
-// A preset name, a TOML file, or a cache folder (the preset it was prepared with).
-preprocess::Preset preset_from_flag(const std::string& spec, const std::string& modality) {
-  if (data::is_cache_dir(spec)) return cache_preset(spec, modality);
-  std::error_code error;
-  if (fs::is_regular_file(spec, error)) return preprocess::preset_from_toml(spec);
-  return preprocess::preset_by_name(spec);
 }
 
 struct ResolvedPreset {
@@ -88,35 +72,6 @@ ResolvedPreset resolve_preset(const std::string& flag, const std::string& model_
     }
   }
   return {preprocess::preset_for_modality(modality), "the default for " + modality};
-}
-
-model::HlipClip load_model(const std::string& dir) {
-  std::error_code error;
-  if (!fs::is_directory(dir, error)) throw Error(fmt::format("--model {}: not a model folder", dir));
-  model::LoadReport report;
-  model::HlipClip clip = model::load_model_dir(dir, {}, &report);
-  std::cerr << fmt::format("model {}: {}\n", dir, report.summary());
-  return clip;
-}
-
-text::Tokenizer load_tokenizer(const std::string& flag, const std::string& model_dir) {
-  const std::string path = flag.empty() ? model::model_dir_tokenizer(model_dir) : flag;
-  if (path.empty()) {
-    throw Error(fmt::format("{}: the model folder has no tokenizer/vocab.txt; pass --tokenizer", model_dir));
-  }
-  return text::Tokenizer::from_pretrained(path);
-}
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::string item;
-  std::istringstream in(text);
-  while (std::getline(in, item, ',')) {
-    const auto begin = item.find_first_not_of(" \t");
-    const auto end = item.find_last_not_of(" \t");
-    if (begin != std::string::npos) out.push_back(item.substr(begin, end - begin + 1));
-  }
-  return out;
 }
 
 struct ZeroShotArgs {
@@ -205,32 +160,15 @@ int run_single_study(const ZeroShotArgs& args) {
   return 0;
 }
 
-std::optional<preprocess::Preset> dataset_preset(const std::string& data, const std::string& flag,
-                                                 const std::string& modality) {
-  if (data::is_cache_dir(data)) {
-    if (!flag.empty()) std::cerr << fmt::format("--preset {} ignored: {} is a prepared cache\n", flag, data);
-    return std::nullopt;
-  }
-  if (flag.empty()) {
-    throw UsageError(
-        fmt::format("{} is a manifest, not a prepared cache: pass --preset (or run `hlip prepare`)", data));
-  }
-  return preset_from_flag(flag, modality);
-}
-
 int run_split(const ZeroShotArgs& args) {
   if (args.data.empty() || args.out.empty()) {
     throw UsageError("give --data and --out (or --study for one study)");
   }
   if (args.json) throw UsageError("--json is for --study; a split writes OUT/results.json");
   const eval::ZeroShotTask task = make_task(args);
-  const std::string split = args.split == "all" ? "" : args.split;
-  const data::StudyDataset dataset(
-      {{args.data}}, split,
-      dataset_preset(args.data, args.preset, task.modality.empty() ? "mri" : task.modality));
-  if (dataset.size() == 0) {
-    throw Error(fmt::format("{}: no study in split \"{}\"", args.data, args.split));
-  }
+  const data::StudyDataset dataset =
+      split_dataset(args.data, args.split,
+                    dataset_preset(args.data, args.preset, task.modality.empty() ? "mri" : task.modality));
   model::HlipClip clip = load_model(args.model);
   const text::Tokenizer tokenizer = load_tokenizer(args.tokenizer, args.model);
   eval::ZeroShotOptions options;
@@ -320,13 +258,9 @@ Command embed_command() {
         app.add_option("--workers", args->workers, "Threads reading studies ahead")->capture_default_str();
         app.add_flag("--no-progress", args->no_progress, "Hide the progress bar");
         return [args] {
-          const std::string split = args->split == "all" ? "" : args->split;
-          const data::StudyDataset dataset(
-              {{args->data}}, split,
+          const data::StudyDataset dataset = split_dataset(
+              args->data, args->split,
               dataset_preset(args->data, args->preset, args->modality.empty() ? "mri" : args->modality));
-          if (dataset.size() == 0) {
-            throw Error(fmt::format("{}: no study in split \"{}\"", args->data, args->split));
-          }
           model::HlipClip clip = load_model(args->model);
           eval::EmbedOptions options;
           options.workers = args->workers;

@@ -25,6 +25,7 @@
 #include "hlip/io/volume.h"
 #include "hlip/model/clip.h"
 #include "hlip/preprocess/preset.h"
+#include "hlip/text/tokenizer.h"
 
 namespace hlip::eval {
 
@@ -54,6 +55,11 @@ at::Tensor study_image_from_volumes(const std::vector<io::Volume>& volumes, cons
 // The same from files read with io::read_volume (NIfTI, .npy, a DICOM file or folder).
 at::Tensor study_image_from_files(const std::vector<std::string>& paths, const preprocess::Preset& preset,
                                   const data::Normalization& normalization = {});
+
+// Unit-length text embeddings float32 CPU [T, E] of `texts`, tokenized at the model's context length (longer
+// texts are truncated) and encoded `batch` texts per forward, in eval mode without gradients.
+at::Tensor embed_texts(model::HlipClipImpl& model, const text::Tokenizer& tokenizer,
+                       const std::vector<std::string>& texts, size_t batch = 64);
 
 struct EmbedOptions {
   int workers = 1;        // loader threads reading studies ahead

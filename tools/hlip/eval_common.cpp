@@ -1,0 +1,90 @@
+#include "eval_common.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <filesystem>
+#include <iostream>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "hlip/core/error.h"
+
+namespace hlip::cli {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+preprocess::Preset cache_preset(const std::string& cache, const std::string& modality) {
+  const json presets = data::cache_presets(cache);
+  if (presets.contains("*")) return preprocess::preset_from_json(presets["*"]);
+  if (presets.contains(modality)) return preprocess::preset_from_json(presets[modality]);
+  throw Error(fmt::format("{}: \"presets\" has none for modality \"{}\" (has: {})",
+                          (fs::path(cache) / "cache.json").string(), modality, presets.dump()));
+}
+
+preprocess::Preset preset_from_flag(const std::string& spec, const std::string& modality) {
+  if (data::is_cache_dir(spec)) return cache_preset(spec, modality);
+  std::error_code error;
+  if (fs::is_regular_file(spec, error)) return preprocess::preset_from_toml(spec);
+  return preprocess::preset_by_name(spec);
+}
+
+std::optional<preprocess::Preset> dataset_preset(const std::string& data, const std::string& flag,
+                                                 const std::string& modality) {
+  if (data::is_cache_dir(data)) {
+    if (!flag.empty()) std::cerr << fmt::format("--preset {} ignored: {} is a prepared cache\n", flag, data);
+    return std::nullopt;
+  }
+  if (flag.empty()) {
+    throw UsageError(
+        fmt::format("{} is a manifest, not a prepared cache: pass --preset (or run `hlip prepare`)", data));
+  }
+  return preset_from_flag(flag, modality);
+}
+
+data::StudyDataset split_dataset(const std::string& data, const std::string& split,
+                                 const std::optional<preprocess::Preset>& preset) {
+  data::StudyDataset dataset({{data}}, split == "all" ? "" : split, preset);
+  if (dataset.size() > 0) return dataset;
+  const data::StudyDataset all({{data}}, "", preset);
+  std::set<std::string> splits;
+  for (int64_t i = 0; i < all.size(); ++i)
+    splits.insert(all.study(i).split.empty() ? "(none)" : all.study(i).split);
+  throw Error(fmt::format(
+      "{}: no study in split \"{}\" (splits: {})", data, split,
+      splits.empty() ? "none, the data has no study" : fmt::format("{}", fmt::join(splits, ", "))));
+}
+
+model::HlipClip load_model(const std::string& dir) {
+  std::error_code error;
+  if (!fs::is_directory(dir, error)) throw Error(fmt::format("--model {}: not a model folder", dir));
+  model::LoadReport report;
+  model::HlipClip clip = model::load_model_dir(dir, {}, &report);
+  std::cerr << fmt::format("model {}: {}\n", dir, report.summary());
+  return clip;
+}
+
+text::Tokenizer load_tokenizer(const std::string& flag, const std::string& model_dir) {
+  const std::string path = flag.empty() ? model::model_dir_tokenizer(model_dir) : flag;
+  if (path.empty()) {
+    throw Error(fmt::format("{}: the model folder has no tokenizer/vocab.txt; pass --tokenizer", model_dir));
+  }
+  return text::Tokenizer::from_pretrained(path);
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream in(text);
+  while (std::getline(in, item, ',')) {
+    const auto begin = item.find_first_not_of(" \t");
+    const auto end = item.find_last_not_of(" \t");
+    if (begin != std::string::npos) out.push_back(item.substr(begin, end - begin + 1));
+  }
+  return out;
+}
+
+}  // namespace hlip::cli

@@ -1,0 +1,41 @@
+#pragma once
+// What the evaluation subcommands (zeroshot, embed, retrieve, probe) share: loading the model folder and
+// its tokenizer, the dataset of one split, and the preset a manifest is preprocessed with.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hlip/data/dataset.h"
+#include "hlip/model/clip.h"
+#include "hlip/preprocess/preset.h"
+#include "hlip/text/tokenizer.h"
+
+namespace hlip::cli {
+
+// The preset recorded in a cache folder's cache.json: the one fixed preset, or the one for `modality`.
+preprocess::Preset cache_preset(const std::string& cache, const std::string& modality);
+
+// A preset name, a TOML file, or a cache folder (the preset it was prepared with).
+preprocess::Preset preset_from_flag(const std::string& spec, const std::string& modality);
+
+// The preset a data source needs: none for a prepared cache (a --preset is ignored with a note), the
+// --preset for a manifest (a UsageError without one).
+std::optional<preprocess::Preset> dataset_preset(const std::string& data, const std::string& flag,
+                                                 const std::string& modality);
+
+// The studies of `split` ("all": every study) of a cache or manifest. A split without studies is an
+// hlip::Error naming the data, the split and the splits it has.
+data::StudyDataset split_dataset(const std::string& data, const std::string& split,
+                                 const std::optional<preprocess::Preset>& preset);
+
+// A model folder, with its load report on stderr.
+model::HlipClip load_model(const std::string& dir);
+
+// --tokenizer, else MODEL/tokenizer.
+text::Tokenizer load_tokenizer(const std::string& flag, const std::string& model_dir);
+
+// "a, b,c" -> {"a", "b", "c"}: items trimmed, empty ones dropped.
+std::vector<std::string> split_list(const std::string& text);
+
+}  // namespace hlip::cli

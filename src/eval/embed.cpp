@@ -56,12 +56,16 @@ at::Tensor embed_texts(model::HlipClipImpl& model, const text::Tokenizer& tokeni
 }
 
 at::Tensor study_image_from_volumes(const std::vector<io::Volume>& volumes, const preprocess::Preset& preset,
-                                    const data::Normalization& normalization) {
+                                    const data::Normalization& normalization,
+                                    std::vector<int64_t>* scans_per_volume) {
   if (volumes.empty()) throw Error("a study needs at least one scan");
   std::vector<at::Tensor> scans;
   std::vector<std::string> names;
+  if (scans_per_volume != nullptr) scans_per_volume->clear();
   for (const io::Volume& volume : volumes) {
-    for (auto& scan : preprocess::preprocess_volume(volume, preset)) {
+    auto processed = preprocess::preprocess_volume(volume, preset);
+    if (scans_per_volume != nullptr) scans_per_volume->push_back(static_cast<int64_t>(processed.size()));
+    for (auto& scan : processed) {
       const std::string name = volume.source_path + (scan.suffix.empty() ? "" : " (" + scan.suffix + ")");
       if (!scans.empty() && scan.data.sizes() != scans.front().sizes()) {
         throw Error(fmt::format("{}: preprocessed to [{}] but {} to [{}]; a study's scans must agree", name,

@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -287,6 +289,99 @@ TEST_F(ZeroShot, OneStudyFromRawFilesGetsARankedTable) {
   EXPECT_NE(from_model.err.find("preset small (from "), std::string::npos) << from_model.err;
   EXPECT_NE(from_model.err.find("preprocess_cfg.hlip_preset"), std::string::npos) << from_model.err;
   EXPECT_EQ(json::parse(from_model.out)["classes"], ranked["classes"]);
+}
+
+// The float32 voxels of a .npy file (as `hlip convert` writes them: little-endian, version 1 header).
+std::vector<float> read_npy_floats(const std::string& path) {
+  const std::string bytes = read_file(path);
+  if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) return {};
+  const size_t header_length =
+      static_cast<unsigned char>(bytes[8]) | (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+  if (bytes.find("'<f4'") > 10 + header_length) return {};
+  std::vector<float> out((bytes.size() - 10 - header_length) / sizeof(float));
+  std::memcpy(out.data(), bytes.data() + 10 + header_length, out.size() * sizeof(float));
+  return out;
+}
+
+TEST_F(ZeroShot, ExplainWritesARelevanceMapOnEachScansOwnGrid) {
+  const auto studies = test_studies();
+  ASSERT_FALSE(studies.empty());
+  std::vector<std::string> inputs;
+  for (const auto& line : lines_of(root() / "data" / "studies.jsonl")) {
+    const json study = json::parse(line);
+    if (study["study"] != studies.front()["study"]) continue;
+    for (const auto& scan : study["scans"])
+      inputs.push_back((root() / "data" / scan["path"].get<std::string>()).string());
+  }
+  ASSERT_FALSE(inputs.empty());
+  std::string paths;
+  for (const auto& input : inputs)
+    paths += " " + input;
+  const std::string base = "zeroshot --model " + model() + " --preset " + cache() +
+                           " --task synth-brain-5 --study" + paths + " --json --explain ";
+  const fs::path out = root() / "explain";
+  const auto run = run_hlip(base + out.string());
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const json printed = json::parse(run.out);
+  const json explained = json::parse(read_file((out / "explain.json").string()));
+  EXPECT_EQ(printed["explain"], explained);
+  EXPECT_EQ(explained["class"], printed["classes"][0]["class"]);  // the top-ranked class by default
+  EXPECT_NEAR(explained["score"].get<double>(), printed["classes"][0]["score"].get<double>(), 1e-9);
+  ASSERT_EQ(explained["files"].size(), inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const json& file = explained["files"][i];
+    EXPECT_EQ(file["input"], inputs[i]);
+    const std::string map = file["relevance"];
+    // Same grid and affine as the input, so a viewer overlays the two.
+    const auto input_info = run_hlip("info --json " + inputs[i]);
+    const auto map_info = run_hlip("info --json " + map);
+    ASSERT_EQ(map_info.exit_code, 0) << map_info.err;
+    const json a = json::parse(input_info.out), b = json::parse(map_info.out);
+    EXPECT_EQ(b["shape"], a["shape"]) << map;
+    EXPECT_EQ(b["dtype"], "float32");
+    for (int r = 0; r < 4; ++r) {
+      for (int c = 0; c < 4; ++c)
+        EXPECT_NEAR(b["affine"][r][c].get<double>(), a["affine"][r][c].get<double>(), 1e-5) << map;
+    }
+    // Non-trivial: finite, most voxels non-zero (the input is cropped little), both signs present.
+    const std::string npy = (out / ("map" + std::to_string(i) + ".npy")).string();
+    ASSERT_EQ(run_hlip("convert " + map + " " + npy).exit_code, 0);
+    const std::vector<float> values = read_npy_floats(npy);
+    size_t shape_product = 1;
+    for (const auto& n : a["shape"])
+      shape_product *= n.get<size_t>();
+    ASSERT_EQ(values.size(), shape_product);
+    size_t nonzero = 0, positive = 0;
+    for (float v : values) {
+      ASSERT_TRUE(std::isfinite(v));
+      nonzero += v != 0.0f;
+      positive += v > 0.0f;
+    }
+    EXPECT_GT(nonzero, values.size() / 4) << map;
+    EXPECT_GT(positive, 0u) << map;
+    EXPECT_LT(positive, nonzero) << map;
+  }
+
+  // Deterministic, and --explain-class picks the class.
+  const auto again = run_hlip(base + (root() / "explain-again").string());
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  const std::string second_map = json::parse(again.out)["explain"]["files"][0]["relevance"];
+  ASSERT_EQ(run_hlip("convert " + second_map + " " + (out / "again.npy").string()).exit_code, 0);
+  EXPECT_EQ(read_file((out / "again.npy").string()), read_file((out / "map0.npy").string()));
+  const auto glioma = run_hlip(base + (root() / "explain-glioma").string() + " --explain-class glioma");
+  ASSERT_EQ(glioma.exit_code, 0) << glioma.err;
+  EXPECT_EQ(json::parse(glioma.out)["explain"]["class"], "glioma");
+  EXPECT_EQ(json::parse(read_file((root() / "explain-glioma" / "explain.json").string()))["class_index"], 2);
+
+  const auto unknown = run_hlip(base + (root() / "x").string() + " --explain-class gliom");
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("--explain-class \"gliom\": not a class of task synth-brain-5 (classes: normal"),
+            std::string::npos)
+      << unknown.err;
+  const auto split = run_hlip("zeroshot --model " + model() + " --data " + cache() + " --out " +
+                              (root() / "x").string() + " --task synth-brain-5 --explain " + out.string());
+  EXPECT_EQ(split.exit_code, 2);
+  EXPECT_NE(split.err.find("--explain is for --study"), std::string::npos) << split.err;
 }
 
 TEST_F(ZeroShot, EmbedWritesEveryStudyWithItsId) {

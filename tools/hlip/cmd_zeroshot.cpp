@@ -11,6 +11,7 @@
 #include <memory>
 #include <numeric>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -21,7 +22,9 @@
 #include "hlip/core/files.h"
 #include "hlip/data/dataset.h"
 #include "hlip/eval/embed.h"
+#include "hlip/eval/explain.h"
 #include "hlip/eval/zeroshot.h"
+#include "hlip/io/nifti.h"
 #include "hlip/model/clip.h"
 #include "hlip/preprocess/preset.h"
 #include "hlip/text/tokenizer.h"
@@ -87,6 +90,8 @@ struct ZeroShotArgs {
   std::string preset;
   std::string modality;
   bool json = false;
+  std::string explain;
+  std::string explain_class;
   int bootstrap = -1;
   int64_t seed = -1;
   int workers = 2;
@@ -105,20 +110,117 @@ eval::ZeroShotTask make_task(const ZeroShotArgs& args) {
                                 : eval::task_from_classes(classes, args.templates);
 }
 
+// The index of --explain-class in the task, or -1 (the top-ranked class) when not given.
+int64_t explain_class_index(const eval::ZeroShotTask& task, const std::string& name) {
+  if (name.empty()) return -1;
+  std::vector<std::string> names;
+  for (size_t c = 0; c < task.classes.size(); ++c) {
+    if (task.classes[c].name == name) return static_cast<int64_t>(c);
+    names.push_back(task.classes[c].name);
+  }
+  throw UsageError(fmt::format("--explain-class \"{}\": not a class of task {} (classes: {})", name,
+                               task.name, fmt::join(names, ", ")));
+}
+
+// "dir/t1.nii.gz" -> "t1", "dicom/series1/" -> "series1".
+std::string scan_stem(const std::string& path) {
+  fs::path p(path);
+  if (!p.has_filename()) p = p.parent_path();
+  std::string name = p.filename().string();
+  for (const char* extension : {".nii.gz", ".nii", ".npy", ".dcm"}) {
+    const std::string ext = extension;
+    if (name.size() > ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0) {
+      name.resize(name.size() - ext.size());
+      break;
+    }
+  }
+  return name.empty() ? "scan" : name;
+}
+
+json affine_json(const io::Affine& affine) {
+  json rows = json::array();
+  for (const auto& row : affine)
+    rows.push_back(row);
+  return rows;
+}
+
+// Writes DIR/<stem>_relevance.nii.gz per input file (on the file's own grid, with its affine) and
+// DIR/explain.json; returns the JSON.
+json write_explanation(const eval::StudyExplanation& explanation, const std::vector<io::Volume>& volumes,
+                       const ZeroShotArgs& args, const eval::ZeroShotTask& task,
+                       const ResolvedPreset& preset) {
+  create_directories(args.explain);
+  const int64_t c = explanation.relevance.class_index;
+  const std::string class_name = task.classes[static_cast<size_t>(c)].name;
+  json files = json::array();
+  std::set<std::string> used;
+  for (size_t v = 0; v < volumes.size(); ++v) {
+    std::string stem = scan_stem(args.study[v]);
+    if (!used.insert(stem).second) stem += fmt::format("_{}", v + 1);
+    used.insert(stem);
+    const std::string path = (fs::path(args.explain) / (stem + "_relevance.nii.gz")).string();
+    io::NiftiWriteOptions options;
+    options.description = "hlip relevance: " + class_name;
+    io::write_nifti(path, explanation.maps[v], volumes[v].affine, options);
+    const at::Tensor map = explanation.maps[v];
+    files.push_back({{"input", args.study[v]},
+                     {"relevance", path},
+                     {"shape", map.sizes().vec()},
+                     {"model_scans", explanation.scans_per_volume[v]},
+                     {"min", map.min().item<double>()},
+                     {"max", map.max().item<double>()},
+                     {"model_voxel_to_world", affine_json(explanation.model_to_world[v])}});
+  }
+  const json out = {
+      {"task", task.name},
+      {"class", class_name},
+      {"class_index", c},
+      {"score", explanation.relevance.scores[c].item<double>()},
+      {"method",
+       "gradient x input: d score / d x times x, x the preprocessed scan in [0, 1] before normalisation "
+       "(baseline 0), per model voxel; signed"},
+      {"grid",
+       "each map resampled (trilinear) from the model grid onto its input's voxel grid and written with the "
+       "input's affine; the sum over a CT volume's windows; 0 where preprocessing cropped the input"},
+      {"preset", preprocess::to_json(preset.preset)},
+      {"files", files}};
+  write_file_atomic((fs::path(args.explain) / "explain.json").string(), out.dump(2) + "\n");
+  return out;
+}
+
 int run_single_study(const ZeroShotArgs& args) {
   if (!args.data.empty() || !args.out.empty()) {
     throw UsageError("--study scores one study: --data and --out are for a whole split");
   }
+  if (!args.explain_class.empty() && args.explain.empty()) {
+    throw UsageError("--explain-class goes with --explain OUT_DIR");
+  }
   const eval::ZeroShotTask task = make_task(args);
+  const int64_t explain_index = explain_class_index(task, args.explain_class);
   const std::string modality =
       !args.modality.empty() ? args.modality : (task.modality.empty() ? "mri" : task.modality);
   const ResolvedPreset preset = resolve_preset(args.preset, args.model, modality);
   std::cerr << fmt::format("preset {} (from {})\n", preset.preset.name, preset.from);
   model::HlipClip clip = load_model(args.model);
   const text::Tokenizer tokenizer = load_tokenizer(args.tokenizer, args.model);
-  const at::Tensor image = eval::study_image_from_files(args.study, preset.preset);
-  const at::Tensor embedding = eval::embed_study(*clip, image).unsqueeze(0);  // [1, P, E]
+  std::vector<io::Volume> volumes;
+  for (const std::string& path : args.study)
+    volumes.push_back(io::read_volume(path, 0, io::VoxelValues::kCompact));
   const eval::ZeroShotClassifier classifier(*clip, tokenizer, task);
+  at::Tensor embedding;  // [1, P, E]
+  int64_t scans = 0;
+  std::optional<json> explained;
+  if (args.explain.empty()) {
+    const at::Tensor image = eval::study_image_from_volumes(volumes, preset.preset);
+    embedding = eval::embed_study(*clip, image).unsqueeze(0);
+    scans = image.size(0);
+  } else {
+    const eval::StudyExplanation explanation =
+        eval::explain_study(*clip, classifier, volumes, preset.preset, explain_index);
+    embedding = explanation.relevance.features;
+    scans = explanation.relevance.map.size(0);
+    explained = write_explanation(explanation, volumes, args, task, preset);
+  }
   const at::Tensor scores = classifier.score(embedding)[0].contiguous();
   const at::Tensor cosines = classifier.cosine(embedding)[0].contiguous();
   const auto k = static_cast<int64_t>(task.classes.size());
@@ -139,23 +241,31 @@ int run_single_study(const ZeroShotArgs& args) {
                       {"mode", eval::to_string(task.mode)},
                       {"score", score_name},
                       {"preset", preprocess::to_json(preset.preset)},
-                      {"scans", image.size(0)},
+                      {"scans", scans},
                       {"logit_scale", classifier.logit_scale()},
                       {"classes", ranked}};
-    std::cout << out.dump(2) << "\n";
+    json printed = out;
+    if (explained) printed["explain"] = *explained;
+    std::cout << printed.dump(2) << "\n";
     return 0;
   }
   size_t width = 5;
   for (const auto& c : task.classes)
     width = std::max(width, c.name.size());
   std::cout << fmt::format("task {} ({}), {} scan(s) after preset {}\n", task.name,
-                           eval::to_string(task.mode), image.size(0), preset.preset.name);
+                           eval::to_string(task.mode), scans, preset.preset.name);
   std::cout << fmt::format("{:>4}  {:<{}}  {:>11}  {:>8}\n", "rank", "class", width, score_name, "cosine");
   for (size_t rank = 0; rank < order.size(); ++rank) {
     const int64_t c = order[rank];
     std::cout << fmt::format("{:>4}  {:<{}}  {:>11.4f}  {:>8.4f}\n", rank + 1,
                              task.classes[static_cast<size_t>(c)].name, width, scores[c].item<double>(),
                              cosines[c].item<double>());
+  }
+  if (explained) {
+    std::cout << fmt::format("relevance of {} (gradient x input):", (*explained)["class"].get<std::string>());
+    for (const auto& file : (*explained)["files"])
+      std::cout << " " << file["relevance"].get<std::string>();
+    std::cout << "\n";
   }
   return 0;
 }
@@ -165,6 +275,7 @@ int run_split(const ZeroShotArgs& args) {
     throw UsageError("give --data and --out (or --study for one study)");
   }
   if (args.json) throw UsageError("--json is for --study; a split writes OUT/results.json");
+  if (!args.explain.empty()) throw UsageError("--explain is for --study: it maps one study's scans");
   const eval::ZeroShotTask task = make_task(args);
   const data::StudyDataset dataset =
       split_dataset(args.data, args.split,
@@ -228,6 +339,11 @@ Command zeroshot_command() {
                        "task's, else mri)")
             ->check(CLI::IsMember({"mri", "ct"}));
         app.add_flag("--json", args->json, "With --study: print JSON instead of a table");
+        app.add_option("--explain", args->explain,
+                       "With --study: write a relevance map (gradient x input) per scan into this folder, "
+                       "as NIfTI on the scan's own grid");
+        app.add_option("--explain-class", args->explain_class,
+                       "With --explain: the class to explain (default: the top-ranked class)");
         app.add_option("--bootstrap", args->bootstrap,
                        "Bootstrap resamples for the AUC intervals (default: "
                        "the task's, 1000)")

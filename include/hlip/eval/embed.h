@@ -49,9 +49,10 @@ at::Tensor embed_study(model::HlipClipImpl& model, const at::Tensor& image);
 
 // Raw scans -> the model's input [N, 1, D, H, W]: each volume through preprocess_volume (a CT preset with
 // several windows gives one scan per window) and the normalisation. Scans of different shapes are an
-// hlip::Error naming both.
+// hlip::Error naming both. `scans_per_volume`, where given, receives how many scans each volume gave.
 at::Tensor study_image_from_volumes(const std::vector<io::Volume>& volumes, const preprocess::Preset& preset,
-                                    const data::Normalization& normalization = {});
+                                    const data::Normalization& normalization = {},
+                                    std::vector<int64_t>* scans_per_volume = nullptr);
 // The same from files read with io::read_volume (NIfTI, .npy, a DICOM file or folder).
 at::Tensor study_image_from_files(const std::vector<std::string>& paths, const preprocess::Preset& preset,
                                   const data::Normalization& normalization = {});

@@ -10,6 +10,7 @@
 #include "hlip/core/error.h"
 #include "hlip/core/progress.h"
 #include "hlip/data/loader.h"
+#include "hlip/eval/retrieval.h"
 #include "hlip/io/safetensors.h"
 #include "hlip/text/tensors.h"
 
@@ -127,11 +128,42 @@ StudyEmbeddings embed_dataset(model::HlipClipImpl& model, const data::StudyDatas
   return out;
 }
 
+TextEmbeddings embed_reports(model::HlipClipImpl& model, const text::Tokenizer& tokenizer,
+                             const data::StudyDataset& dataset, const std::vector<int64_t>& indices,
+                             const std::string& source, size_t batch) {
+  TextEmbeddings out;
+  for (int64_t index : indices) {
+    const data::ManifestStudy& study = dataset.study(index);
+    std::string reason;
+    std::string text = study_report_text(study, source, &reason);
+    if (text.empty()) {
+      ++out.skipped[reason];
+      continue;
+    }
+    out.ids.push_back(study.id);
+    out.texts.push_back(std::move(text));
+  }
+  out.embeddings = embed_texts(model, tokenizer, out.texts, batch);
+  return out;
+}
+
 void write_embeddings(const StudyEmbeddings& embeddings, const std::string& path,
-                      std::map<std::string, std::string> metadata) {
+                      std::map<std::string, std::string> metadata, const TextEmbeddings* reports,
+                      const TextEmbeddings* texts) {
   metadata["format"] = "pt";
   metadata["studies"] = nlohmann::json(embeddings.ids).dump();
-  io::write_safetensors(path, {{"image_embeds", embeddings.embeddings}}, metadata);
+  std::map<std::string, at::Tensor> tensors = {{"image_embeds", embeddings.embeddings}};
+  if (reports != nullptr) {
+    tensors["report_embeds"] = reports->embeddings;
+    metadata["report_studies"] = nlohmann::json(reports->ids).dump();
+    metadata["report_skipped"] = nlohmann::json(reports->skipped).dump();
+  }
+  if (texts != nullptr) {
+    tensors["text_embeds"] = texts->embeddings;
+    metadata["text_ids"] = nlohmann::json(texts->ids).dump();
+    metadata["texts"] = nlohmann::json(texts->texts).dump();
+  }
+  io::write_safetensors(path, tensors, metadata);
 }
 
 }  // namespace hlip::eval

@@ -399,6 +399,56 @@ TEST_F(ZeroShot, EmbedWritesEveryStudyWithItsId) {
   EXPECT_EQ(header["__metadata__"]["split"], "test");
 }
 
+TEST_F(ZeroShot, EmbedAddsReportAndTextEmbeddingsWithTheirIds) {
+  const auto studies = test_studies();
+  ASSERT_FALSE(studies.empty());
+  std::string report;  // the first test study's report as study_report_text builds it
+  for (const auto& sentence : studies.front()["report"])
+    report += (report.empty() ? "" : " ") + sentence.get<std::string>();
+  const fs::path texts = root() / "prompts.txt";
+  std::ofstream(texts) << "normal\tThis study shows: normal.\nagain\tThis study shows: normal.\n\n"
+                       << report << "\n";
+  const fs::path out = root() / "emb" / "texts.safetensors";
+  const auto result =
+      run_hlip("embed --model " + model() + " --data " + cache() +
+               " --split test --no-progress --reports --texts " + texts.string() + " --out " + out.string());
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const json header = read_safetensors_header(out.string());
+  const json& metadata = header["__metadata__"];
+  EXPECT_EQ(header["report_embeds"]["shape"], json::array({studies.size(), 24}));
+  EXPECT_EQ(header["text_embeds"]["shape"], json::array({3, 24}));
+  EXPECT_EQ(json::parse(metadata["report_studies"].get<std::string>()),
+            json::parse(metadata["studies"].get<std::string>()));  // every synthetic study has a report
+  EXPECT_EQ(json::parse(metadata["report_skipped"].get<std::string>()), json::object());
+  EXPECT_EQ(metadata["report_source"], "report");
+  EXPECT_EQ(json::parse(metadata["text_ids"].get<std::string>()), json::array({"normal", "again", report}));
+  EXPECT_EQ(json::parse(metadata["texts"].get<std::string>())[0], "This study shows: normal.");
+
+  const auto tensors = read_safetensors_raw(out.string());
+  const std::vector<float> text = as_floats(tensors.at("text_embeds"));
+  const std::vector<float> reports = as_floats(tensors.at("report_embeds"));
+  double norm = 0.0;
+  for (size_t e = 0; e < 24; ++e) {
+    EXPECT_EQ(text[e], text[24 + e]);                  // one text, one embedding
+    EXPECT_NEAR(text[48 + e], reports[e], 1e-5) << e;  // the report written out as a text
+    norm += static_cast<double>(text[e]) * text[e];
+  }
+  EXPECT_NEAR(norm, 1.0, 1e-5);
+
+  std::ofstream(root() / "dup.txt") << "a\tone\na\ttwo\n";
+  const auto dup =
+      run_hlip("embed --model " + model() + " --data " + cache() + " --out " +
+               (root() / "x.safetensors").string() + " --texts " + (root() / "dup.txt").string());
+  EXPECT_EQ(dup.exit_code, 1);
+  EXPECT_NE(dup.err.find("dup.txt:2: id \"a\" appears twice"), std::string::npos) << dup.err;
+  const auto source =
+      run_hlip("embed --model " + model() + " --data " + cache() + " --no-progress --out " +
+               (root() / "x.safetensors").string() + " --reports --report-source radiologist");
+  EXPECT_EQ(source.exit_code, 1);
+  EXPECT_NE(source.err.find("has a report \"radiologist\""), std::string::npos) << source.err;
+  EXPECT_FALSE(fs::exists(root() / "x.safetensors"));
+}
+
 TEST_F(ZeroShot, BadInputGivesOneLineErrors) {
   const std::string task_file = (root() / "bad-task.json").string();
   std::ofstream(task_file) << R"({"name": "x", "mode": "positive", "templates": ["{c}"], "clases": []})";

@@ -92,6 +92,9 @@ struct ZeroShotArgs {
   bool json = false;
   std::string explain;
   std::string explain_class;
+  bool reports = false;
+  std::string report_source;
+  std::string texts;
   int bootstrap = -1;
   int64_t seed = -1;
   int workers = 2;
@@ -304,6 +307,32 @@ int run_split(const ZeroShotArgs& args) {
   return 0;
 }
 
+// `hlip embed --texts FILE`: one text per line, "id<TAB>text" or just the text (its id then is the text
+// itself); blank lines are skipped. Empty ids or texts and repeated ids are errors naming the line.
+std::pair<std::vector<std::string>, std::vector<std::string>> read_text_list(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(fmt::format("{}: cannot open", path));
+  std::vector<std::string> ids, texts;
+  std::set<std::string> seen;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    const auto tab = line.find('\t');
+    std::string id = tab == std::string::npos ? line : line.substr(0, tab);
+    std::string text = tab == std::string::npos ? line : line.substr(tab + 1);
+    if (id.empty()) throw Error(fmt::format("{}:{}: empty id before the tab", path, number));
+    if (text.find_first_not_of(" \t") == std::string::npos) {
+      throw Error(fmt::format("{}:{}: id \"{}\" has an empty text", path, number, id));
+    }
+    if (!seen.insert(id).second) throw Error(fmt::format("{}:{}: id \"{}\" appears twice", path, number, id));
+    ids.push_back(std::move(id));
+    texts.push_back(std::move(text));
+  }
+  if (texts.empty()) throw Error(fmt::format("{}: no texts (one per line)", path));
+  return {ids, texts};
+}
+
 }  // namespace
 
 Command zeroshot_command() {
@@ -358,7 +387,10 @@ Command zeroshot_command() {
 
 Command embed_command() {
   return {
-      "embed", "Image embeddings of a split as safetensors (image_embeds [S, P, E], study ids in metadata)",
+      "embed",
+      "Image embeddings of a split as safetensors (image_embeds [S, P, E], study ids in metadata), "
+      "optionally "
+      "with report and text embeddings",
       [](CLI::App& app) {
         auto args = std::make_shared<ZeroShotArgs>();
         app.add_option("--model", args->model, "Model folder (open_clip_config.json + model.safetensors)")
@@ -373,27 +405,75 @@ Command embed_command() {
             ->check(CLI::IsMember({"mri", "ct"}));
         app.add_option("--workers", args->workers, "Threads reading studies ahead")->capture_default_str();
         app.add_flag("--no-progress", args->no_progress, "Hide the progress bar");
+        app.add_flag("--reports", args->reports,
+                     "Also embed each study's report: report_embeds [R, E], ids in report_studies");
+        app.add_option("--report-source", args->report_source,
+                       "With --reports: the study's reports.S instead of its main report");
+        app.add_option("--texts", args->texts,
+                       "Also embed the texts of this file, one per line (\"id<TAB>text\" names a row): "
+                       "text_embeds [T, E], ids in text_ids");
+        app.add_option("--tokenizer", args->tokenizer,
+                       "Tokenizer folder or vocab.txt for --reports / --texts (default: MODEL/tokenizer)");
         return [args] {
           const data::StudyDataset dataset = split_dataset(
               args->data, args->split,
               dataset_preset(args->data, args->preset, args->modality.empty() ? "mri" : args->modality));
+          if (!args->report_source.empty() && !args->reports) {
+            throw UsageError("--report-source goes with --reports");
+          }
+          std::optional<std::pair<std::vector<std::string>, std::vector<std::string>>> listed;
+          if (!args->texts.empty()) listed = read_text_list(args->texts);  // before the slow steps
           model::HlipClip clip = load_model(args->model);
           eval::EmbedOptions options;
           options.workers = args->workers;
           options.progress = !args->no_progress;
           const eval::StudyEmbeddings embeddings = eval::embed_dataset(*clip, dataset, options);
+          std::optional<eval::TextEmbeddings> reports, texts;
+          std::optional<text::Tokenizer> tokenizer;
+          if (args->reports || listed) tokenizer = load_tokenizer(args->tokenizer, args->model);
+          if (args->reports) {
+            reports =
+                eval::embed_reports(*clip, *tokenizer, dataset, embeddings.indices, args->report_source);
+            if (reports->ids.empty()) {
+              throw Error(fmt::format("{}: none of the {} studies of split \"{}\" has a report{} ({})",
+                                      args->data, embeddings.ids.size(), args->split,
+                                      args->report_source.empty() ? "" : " \"" + args->report_source + "\"",
+                                      nlohmann::json(reports->skipped).dump()));
+            }
+          }
+          if (listed) {
+            texts = eval::TextEmbeddings{};
+            texts->ids = listed->first;
+            texts->texts = listed->second;
+            texts->embeddings = eval::embed_texts(*clip, *tokenizer, texts->texts);
+          }
           const auto folder = fs::path(args->out).parent_path();
           if (!folder.empty()) create_directories(folder.string());
-          eval::write_embeddings(embeddings, args->out,
-                                 {{"generator", "hlip embed"},
-                                  {"model", args->model},
-                                  {"data", args->data},
-                                  {"split", args->split}});
+          std::map<std::string, std::string> metadata = {{"generator", "hlip embed"},
+                                                         {"model", args->model},
+                                                         {"data", args->data},
+                                                         {"split", args->split}};
+          if (reports)
+            metadata["report_source"] = args->report_source.empty() ? "report" : args->report_source;
+          if (texts) metadata["texts_file"] = args->texts;
+          eval::write_embeddings(embeddings, args->out, metadata, reports ? &*reports : nullptr,
+                                 texts ? &*texts : nullptr);
           std::cout << fmt::format(
               "wrote {}: image_embeds [{}, {}, {}] of {} studies ({} failed to load), {:.2f} studies/s\n",
               args->out, embeddings.embeddings.size(0), embeddings.embeddings.size(1),
               embeddings.embeddings.size(2), embeddings.ids.size(), embeddings.failed,
               static_cast<double>(embeddings.ids.size()) / std::max(embeddings.seconds, 1e-9));
+          if (reports) {
+            std::string skipped;
+            for (const auto& [reason, count] : reports->skipped)
+              skipped += fmt::format(", {} skipped: {}", count, reason);
+            std::cout << fmt::format("report_embeds [{}, {}]{}\n", reports->embeddings.size(0),
+                                     reports->embeddings.size(1), skipped);
+          }
+          if (texts) {
+            std::cout << fmt::format("text_embeds [{}, {}] from {}\n", texts->embeddings.size(0),
+                                     texts->embeddings.size(1), args->texts);
+          }
           return 0;
         };
       }};

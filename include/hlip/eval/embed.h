@@ -79,9 +79,26 @@ struct StudyEmbeddings {
 StudyEmbeddings embed_dataset(model::HlipClipImpl& model, const data::StudyDataset& dataset,
                               const EmbedOptions& options = {});
 
+// Text embeddings with an id per row: study reports, or a list of prompts.
+struct TextEmbeddings {
+  std::vector<std::string> ids;            // one per row
+  std::vector<std::string> texts;          // the texts embedded, one per row
+  at::Tensor embeddings;                   // float32 [T, E], unit rows
+  std::map<std::string, int64_t> skipped;  // reports: studies left out, by reason ("no report", ...)
+};
+
+// The report of each study `indices` names in `dataset` (study_report_text of `source`, "" = the main
+// report), ids the study ids; studies without one are left out and counted in `skipped`.
+TextEmbeddings embed_reports(model::HlipClipImpl& model, const text::Tokenizer& tokenizer,
+                             const data::StudyDataset& dataset, const std::vector<int64_t>& indices,
+                             const std::string& source = "", size_t batch = 64);
+
 // A safetensors file with "image_embeds" [S, P, E]; the metadata holds "studies" (the ids as a JSON array),
-// "format": "pt" and `metadata`.
+// "format": "pt" and `metadata`. Where given, `reports` adds "report_embeds" [R, E] with "report_studies"
+// (ids) and "report_skipped" ({reason: count}), and `texts` adds "text_embeds" [T, E] with "text_ids" and
+// "texts" (JSON arrays; report texts are not copied into the metadata, the manifest has them).
 void write_embeddings(const StudyEmbeddings& embeddings, const std::string& path,
-                      std::map<std::string, std::string> metadata = {});
+                      std::map<std::string, std::string> metadata = {},
+                      const TextEmbeddings* reports = nullptr, const TextEmbeddings* texts = nullptr);
 
 }  // namespace hlip::eval

@@ -399,6 +399,34 @@ TEST_F(ZeroShot, EmbedWritesEveryStudyWithItsId) {
   EXPECT_EQ(header["__metadata__"]["split"], "test");
 }
 
+TEST_F(ZeroShot, EmbedInBf16StaysCloseToFp32) {
+  std::map<std::string, std::vector<float>> rows;
+  for (const char* precision : {"fp32", "bf16"}) {
+    const fs::path out = root() / "emb" / (std::string(precision) + ".safetensors");
+    const auto result =
+        run_hlip("embed --model " + model() + " --data " + cache() +
+                 " --split test --no-progress --precision " + precision + " --out " + out.string());
+    ASSERT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_EQ(read_safetensors_header(out.string())["__metadata__"]["precision"], precision);
+    rows[precision] = as_floats(read_safetensors_raw(out.string()).at("image_embeds"));
+  }
+  ASSERT_EQ(rows["fp32"].size(), rows["bf16"].size());
+  bool differs = false;
+  for (size_t start = 0; start < rows["fp32"].size(); start += 24) {
+    double dot = 0.0;
+    for (size_t e = start; e < start + 24; ++e) {
+      dot += static_cast<double>(rows["fp32"][e]) * rows["bf16"][e];
+      differs = differs || rows["fp32"][e] != rows["bf16"][e];
+    }
+    EXPECT_GT(dot, 0.99) << "study " << start / 24;  // unit rows: the cosine
+  }
+  EXPECT_TRUE(differs);  // bf16 really ran
+  const auto bad =
+      run_hlip("embed --model " + model() + " --data " + cache() + " --out x.safetensors --precision fp16");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("fp16"), std::string::npos) << bad.err;
+}
+
 TEST_F(ZeroShot, EmbedAddsReportAndTextEmbeddingsWithTheirIds) {
   const auto studies = test_studies();
   ASSERT_FALSE(studies.empty());

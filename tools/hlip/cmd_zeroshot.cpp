@@ -92,6 +92,7 @@ struct ZeroShotArgs {
   bool json = false;
   std::string explain;
   std::string explain_class;
+  std::string precision = "fp32";
   bool reports = false;
   std::string report_source;
   std::string texts;
@@ -405,6 +406,11 @@ Command embed_command() {
             ->check(CLI::IsMember({"mri", "ct"}));
         app.add_option("--workers", args->workers, "Threads reading studies ahead")->capture_default_str();
         app.add_flag("--no-progress", args->no_progress, "Hide the progress bar");
+        app.add_option("--precision", args->precision,
+                       "fp32, or bf16: the model's weights and activations in bfloat16 (embeddings are "
+                       "written as float32)")
+            ->check(CLI::IsMember({"fp32", "bf16"}))
+            ->capture_default_str();
         app.add_flag("--reports", args->reports,
                      "Also embed each study's report: report_embeds [R, E], ids in report_studies");
         app.add_option("--report-source", args->report_source,
@@ -424,6 +430,7 @@ Command embed_command() {
           std::optional<std::pair<std::vector<std::string>, std::vector<std::string>>> listed;
           if (!args->texts.empty()) listed = read_text_list(args->texts);  // before the slow steps
           model::HlipClip clip = load_model(args->model);
+          if (args->precision == "bf16") clip->to(at::kBFloat16);  // weights, activations and inputs
           eval::EmbedOptions options;
           options.workers = args->workers;
           options.progress = !args->no_progress;
@@ -452,7 +459,8 @@ Command embed_command() {
           std::map<std::string, std::string> metadata = {{"generator", "hlip embed"},
                                                          {"model", args->model},
                                                          {"data", args->data},
-                                                         {"split", args->split}};
+                                                         {"split", args->split},
+                                                         {"precision", args->precision}};
           if (reports)
             metadata["report_source"] = args->report_source.empty() ? "report" : args->report_source;
           if (texts) metadata["texts_file"] = args->texts;

@@ -40,6 +40,9 @@ const Contrast& contrast_of(const std::string& sequence) {
   throw Error(fmt::format("synth: unknown sequence \"{}\"", sequence));
 }
 
+// Radius factor of tumours (glioma, meningioma, metastases and their oedema) in `--size small` studies.
+constexpr double kSmallTumourScale = 2.0;
+
 // Lesion fractions of one finding, written into `fractions` (which holds the normal tissues).
 struct LesionModel {
   SynthFinding finding;
@@ -60,16 +63,20 @@ LesionModel random_lesion(Random& rng, const Head& head, const std::string& diag
   f.side = rng.bernoulli(0.5) ? "left" : "right";
   const double sign = f.side == "left" ? -1.0 : 1.0;
   const double min_scale = size == SynthSize::kSmall ? 1.4 : 1.0;  // small volumes have ~4 mm voxels
+  // Small studies are seen on a coarse grid (about 3 mm voxels and 16-voxel patches in the demo's tiny
+  // model): tumours grow by this factor there so that they span whole patches, as real ones do at clinical
+  // resolution.
+  const double grow = size == SynthSize::kSmall ? kSmallTumourScale : 1.0;
   if (diagnosis == "glioma") {
     f.lobe = rng.pick(kLobes);
-    const double radius = rng.uniform(8, 20);
+    const double radius = rng.uniform(8, 20);  // placed as the clinical-size tumour, then grown
     model.cores.push_back(
-        random_blob(rng, sample_point(rng, head, f.lobe, f.side, radius * 0.5), radius, 1.5));
+        random_blob(rng, sample_point(rng, head, f.lobe, f.side, radius * 0.5), grow * radius, 1.5));
     f.enhancing = rng.bernoulli(0.55);  // high grade: necrotic centre and enhancing rim
     f.edema = true;
-    model.edema_mm.push_back(rng.uniform(5, 14));
-    model.rim_mm.push_back(f.enhancing ? rng.uniform(2.5, 4.5) : -1);
-    f.size_mm = 2 * radius;
+    model.edema_mm.push_back(grow * rng.uniform(5, 14));
+    model.rim_mm.push_back(f.enhancing ? grow * rng.uniform(2.5, 4.5) : -1);
+    f.size_mm = 2 * grow * radius;
   } else if (diagnosis == "metastasis") {
     f.count = rng.bernoulli(0.45) ? 1 : static_cast<int>(rng.integer(2, 4));
     f.lobe = rng.pick(kLobes);
@@ -78,10 +85,12 @@ LesionModel random_lesion(Random& rng, const Head& head, const std::string& diag
     for (int i = 0; i < f.count; ++i) {
       const std::string lobe = i == 0 ? f.lobe : rng.pick(kLobes);
       const std::string side = i == 0 ? f.side : (rng.bernoulli(0.5) ? "left" : "right");
-      const double radius = rng.uniform(3.0 * min_scale, 8.0);
+      const double base = rng.uniform(3.0 * min_scale, 8.0);
+      const double radius = grow * base;
       model.cores.push_back(random_blob(rng, sample_point(rng, head, lobe, side, 2), radius, 0.4));
       model.edema_mm.push_back(radius * rng.uniform(0.8, 1.6));
-      model.rim_mm.push_back(radius > 7 ? 2.5 : 0.0);  // larger ones outgrow their supply: necrotic centre
+      model.rim_mm.push_back(base > 7 ? grow * 2.5
+                                      : 0.0);  // larger ones outgrow their supply: necrotic centre
       f.size_mm = std::max(f.size_mm, 2 * radius);
     }
   } else if (diagnosis == "meningioma") {
@@ -91,7 +100,7 @@ LesionModel random_lesion(Random& rng, const Head& head, const std::string& diag
     const double n = std::sqrt(std::pow(anchor[0] / head.csf_space.semi_axes[0], 2) +
                                std::pow(anchor[1] / head.csf_space.semi_axes[1], 2) +
                                std::pow(anchor[2] / head.csf_space.semi_axes[2], 2));
-    const double radius = rng.uniform(8 * min_scale * 0.8, 18);
+    const double radius = grow * rng.uniform(8 * min_scale * 0.8, 18);
     const Vec3 surface{anchor[0] / n, anchor[1] / n, anchor[2] / n};
     const double depth = 0.55 * radius;
     const double len = std::sqrt(surface[0] * surface[0] + surface[1] * surface[1] + surface[2] * surface[2]);

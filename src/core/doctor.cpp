@@ -94,11 +94,20 @@ DoctorReport run_doctor(const DoctorOptions& options) {
   const int threads = std::max(1, report.runtime.intra_op_threads);
   const double floor = options.min_fp32_gflops_per_thread * threads;
   if (report.gemm_fp32_gflops < floor) {
-    report.warnings.push_back(fmt::format(
-        "fp32 GEMM runs at {:.1f} GFLOP/s, far below the {:.0f} expected with {} thread(s); BLAS in use: {} "
-        "({}). LibTorch is probably on the reference BLAS: run scripts/install-deps (installs OpenBLAS and "
-        "selects it for libblas.so.3)",
-        report.gemm_fp32_gflops, floor, threads, report.runtime.blas.name, report.runtime.blas.library_path));
+    const auto& blas = report.runtime.blas;
+    const bool openblas = blas.name.find("OpenBLAS") != std::string::npos;
+    const std::string cause =
+        openblas
+            ? fmt::format(
+                  "OpenBLAS's kernels may not fit this CPU (its configuration: {}); try "
+                  "OPENBLAS_CORETYPE=HASWELL or SKYLAKEX",
+                  blas.config)
+            : "LibTorch is probably on the reference BLAS: run scripts/install-deps (installs OpenBLAS and "
+              "selects it for libblas.so.3)";
+    report.warnings.push_back(
+        fmt::format("fp32 GEMM runs at {:.1f} GFLOP/s, far below the {:.0f} expected with {} "
+                    "thread(s); BLAS in use: {} ({}). {}",
+                    report.gemm_fp32_gflops, floor, threads, blas.name, blas.library_path, cause));
   }
   if (report.runtime.intra_op_threads < report.runtime.hardware_threads) {
     report.warnings.push_back(fmt::format("using {} of {} cores (set with --threads)",
@@ -131,6 +140,8 @@ nlohmann::json to_json(const RuntimeInfo& info) {
       {"parallel_backend", info.parallel_backend},
       {"openmp_wait_policy", info.openmp_wait_policy},
       {"openmp_wait_policy_defaulted", info.openmp_wait_policy_defaulted},
+      {"openblas_coretype", info.openblas_coretype},
+      {"openblas_coretype_defaulted", info.openblas_coretype_defaulted},
       {"fused_attention", info.fused_attention},
   };
 }
@@ -162,6 +173,11 @@ std::string describe(const RuntimeInfo& info) {
   std::string wait_policy = info.openmp_wait_policy.empty() ? "unset (libgomp: spin, then sleep)"
                                                             : "OMP_WAIT_POLICY=" + info.openmp_wait_policy;
   if (info.openmp_wait_policy_defaulted) wait_policy += " (hlip's default; set the variable to change it)";
+  if (!info.openblas_coretype.empty()) {
+    blas += ", OPENBLAS_CORETYPE=" + info.openblas_coretype;
+    if (info.openblas_coretype_defaulted)
+      blas += " (hlip's choice for this CPU; set the variable to change it)";
+  }
   return fmt::format(
       "hlip      {}\n"
       "LibTorch  {} (attention: {})\n"

@@ -151,6 +151,10 @@ RuntimeInfo runtime_info() {
   // The marker is inherited by child processes; it only says something while the value is still hlip's.
   info.openmp_wait_policy_defaulted =
       std::getenv("HLIP_SET_OMP_WAIT_POLICY") != nullptr && info.openmp_wait_policy == "PASSIVE";
+  if (const char* coretype = std::getenv("OPENBLAS_CORETYPE")) info.openblas_coretype = coretype;
+  info.openblas_coretype_defaulted =
+      std::getenv("HLIP_SET_OPENBLAS_CORETYPE") != nullptr &&
+      (info.openblas_coretype == "SKYLAKEX" || info.openblas_coretype == "HASWELL");
 
   std::istringstream parallel(at::get_parallel_info());
   for (std::string line; std::getline(parallel, line);) {

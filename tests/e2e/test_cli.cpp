@@ -1,5 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
@@ -68,19 +74,36 @@ TEST(Cli, ThreadsFlagReachesLibTorch) {
   EXPECT_EQ(nlohmann::json::parse(after.out).at("threads").get<int>(), 1);
 }
 
+// Sets (or, with nullptr, unsets) an environment variable for the child processes of one test, and restores
+// it.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    const char* before = std::getenv(name);
+    had_ = before != nullptr;
+    if (had_) saved_ = before;
+    set(value);
+  }
+  ~ScopedEnv() { set(had_ ? saved_.c_str() : nullptr); }
+  void set(const char* value) const {
+    if (value != nullptr) {
+      setenv(name_.c_str(), value, 1);
+    } else {
+      unsetenv(name_.c_str());
+    }
+  }
+
+ private:
+  std::string name_, saved_;
+  bool had_ = false;
+};
+
 // hlip's start-up code makes idle OpenMP threads sleep instead of spin unless the user chose otherwise.
 TEST(Cli, OpenmpWaitPolicyDefaultsToPassiveAndKeepsTheUsersChoice) {
-  const char* before = std::getenv("OMP_WAIT_POLICY");
-  const std::string saved = before != nullptr ? before : "";
-  unsetenv("OMP_WAIT_POLICY");
+  ScopedEnv policy("OMP_WAIT_POLICY", nullptr);
   const auto defaulted = run_hlip("version --json");
-  setenv("OMP_WAIT_POLICY", "active", 1);
+  policy.set("active");
   const auto chosen = run_hlip("version --json");
-  if (before != nullptr) {
-    setenv("OMP_WAIT_POLICY", saved.c_str(), 1);
-  } else {
-    unsetenv("OMP_WAIT_POLICY");
-  }
   ASSERT_EQ(defaulted.exit_code, 0) << defaulted.err;
   ASSERT_EQ(chosen.exit_code, 0) << chosen.err;
   const auto json = nlohmann::json::parse(defaulted.out);
@@ -89,6 +112,41 @@ TEST(Cli, OpenmpWaitPolicyDefaultsToPassiveAndKeepsTheUsersChoice) {
   const auto user = nlohmann::json::parse(chosen.out);
   EXPECT_EQ(user.at("openmp_wait_policy"), "active");
   EXPECT_FALSE(user.at("openmp_wait_policy_defaulted").get<bool>());
+}
+
+// The OpenBLAS core type hlip's start-up code chooses, from the kernel's view of the CPU (/proc/cpuinfo): the
+// start-up code reads cpuid itself, so this is an independent check of the same rule.
+std::string expected_openblas_coretype() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::set<std::string> flags;
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream words(line.substr(line.find(':') + 1));
+    for (std::string flag; words >> flag;)
+      flags.insert(flag);
+    break;
+  }
+  const auto has = [&](const char* flag) { return flags.count(flag) > 0; };
+  if (has("avx512f") && has("avx512dq") && has("avx512bw") && has("avx512vl") && has("fma"))
+    return "SKYLAKEX";
+  if (has("avx2") && has("fma")) return "HASWELL";
+  return "";
+}
+
+TEST(Cli, OpenblasCoretypeFollowsTheCpuAndKeepsTheUsersChoice) {
+  ScopedEnv coretype("OPENBLAS_CORETYPE", nullptr);
+  const auto defaulted = run_hlip("version --json");
+  coretype.set("Prescott");
+  const auto chosen = run_hlip("version --json");
+  ASSERT_EQ(defaulted.exit_code, 0) << defaulted.err;
+  ASSERT_EQ(chosen.exit_code, 0) << chosen.err;
+  const std::string expected = expected_openblas_coretype();
+  const auto json = nlohmann::json::parse(defaulted.out);
+  EXPECT_EQ(json.at("openblas_coretype"), expected);
+  EXPECT_EQ(json.at("openblas_coretype_defaulted").get<bool>(), !expected.empty());
+  const auto user = nlohmann::json::parse(chosen.out);
+  EXPECT_EQ(user.at("openblas_coretype"), "Prescott");
+  EXPECT_FALSE(user.at("openblas_coretype_defaulted").get<bool>());
 }
 
 TEST(Cli, DoctorJsonHasTheDocumentedKeys) {

@@ -35,6 +35,10 @@ struct RuntimeInfo {
   // it (to PASSIVE, because the variable was unset; src/startup/openmp_defaults.cpp).
   std::string openmp_wait_policy;
   bool openmp_wait_policy_defaulted = false;
+  // OPENBLAS_CORETYPE as this process started with it ("" when unset), and whether hlip's start-up code set
+  // it from the CPU's instruction sets (SKYLAKEX or HASWELL, because the variable was unset).
+  std::string openblas_coretype;
+  bool openblas_coretype_defaulted = false;
   bool fused_attention = false;  // at::scaled_dot_product_attention with fused kernels (LibTorch >= 2.0)
   bool gloo = false;             // c10d Gloo compiled in
 };

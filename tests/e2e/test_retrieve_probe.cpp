@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "cli_runner.h"
+#include "scores_csv.h"
 #include "temp_dir.h"
 #include "tiny_model.h"
 
@@ -185,46 +186,6 @@ TEST_F(RetrieveProbe, RetrieveBadInputGivesOneLineErrors) {
 
   const auto ties = run_hlip(base("retrieve") + " --ties random");
   EXPECT_EQ(ties.exit_code, 2);
-}
-
-struct CsvRow {
-  std::string study, cls;
-  double score;
-  int label;
-};
-
-std::vector<CsvRow> read_scores(const fs::path& path) {
-  const auto lines = lines_of(path);
-  EXPECT_FALSE(lines.empty());
-  EXPECT_EQ(lines.front(), "study,class,score,label");
-  std::vector<CsvRow> rows;
-  for (size_t i = 1; i < lines.size(); ++i) {
-    std::stringstream in(lines[i]);
-    CsvRow row;
-    std::string score, label;
-    std::getline(in, row.study, ',');
-    std::getline(in, row.cls, ',');
-    std::getline(in, score, ',');
-    std::getline(in, label, ',');
-    row.score = std::stod(score);
-    row.label = std::stoi(label);
-    rows.push_back(row);
-  }
-  return rows;
-}
-
-// AUC by counting (positive, negative) pairs, ties 1/2.
-double pair_auc(const std::vector<CsvRow>& rows, const std::string& cls) {
-  std::vector<double> pos, neg;
-  for (const auto& r : rows) {
-    if (r.cls == cls) (r.label == 1 ? pos : neg).push_back(r.score);
-  }
-  double twice = 0;
-  for (double p : pos) {
-    for (double n : neg)
-      twice += p > n ? 2 : p == n ? 1 : 0;
-  }
-  return twice / (2.0 * static_cast<double>(pos.size() * neg.size()));
 }
 
 TEST_F(RetrieveProbe, ProbeOneVsRestWritesZeroShotFilesAndIsDeterministic) {

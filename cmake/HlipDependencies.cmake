@@ -23,6 +23,8 @@ pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
 pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
 # Whole-file gzip inflation for .nii.gz scans: 25 ms where zlib takes 43 (docs/prepare.md, Performance).
 pkg_check_modules(LIBDEFLATE REQUIRED IMPORTED_TARGET libdeflate)
+# The ablation report's plots (PNG through PLplot's cairo driver, Debian's plplot-driver-cairo at run time).
+pkg_check_modules(PLPLOT REQUIRED IMPORTED_TARGET plplot)
 
 # Debian's NIFTIConfig.cmake points at a library file that does not exist; find the pieces directly.
 find_path(NIFTI_INCLUDE_DIR nifti2_io.h PATH_SUFFIXES nifti REQUIRED)

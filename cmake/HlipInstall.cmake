@@ -5,7 +5,7 @@
 #   target_link_libraries(app PRIVATE hlip::hlip)
 #
 # The libraries are static: their private dependencies (NIfTI, DCMTK, zstd, libdeflate, zlib, utf8proc,
-# toml++) are link dependencies of the consumer, which hlipConfig.cmake finds again (find_dependency), as it
+# toml++, PLplot) are link dependencies of the consumer, which hlipConfig.cmake finds again (find_dependency), as it
 # finds LibTorch and the public ones (fmt, spdlog, nlohmann_json).
 
 include(CMakePackageConfigHelpers)

@@ -37,5 +37,6 @@ Command embed_command();
 Command retrieve_command();
 Command probe_command();
 Command report_command();
+Command ablate_command();
 
 }  // namespace hlip::cli

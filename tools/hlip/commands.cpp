@@ -23,6 +23,7 @@ const std::vector<Command>& all_commands() {
       retrieve_command(),
       probe_command(),
       report_command(),
+      ablate_command(),
   };
   // clang-format on
   return commands;

@@ -485,7 +485,9 @@ class Sweep {
     cost.wall_s = process.at("wall_s");
     cost.peak_rss_bytes = process.at("peak_rss_bytes");
     read_step_metrics((train_dir / "metrics.jsonl").string(), cost);
-    const model::ClipConfig config = model::ClipConfig::from_json(arm.model);
+    model::ClipConfig config = model::ClipConfig::from_json(arm.model);
+    const double forced = arm.config.value("train.force_patch_dropout", -1.0);
+    if (forced >= 0) config.vision.patch_dropout = forced;
     cost.tokens_per_scan = tokens_per_scan(config.vision);
     cost.params = parameter_count(config);
     const int64_t num_scans = arm.config.value("train.num_scans", train::TrainOptions{}.num_scans);

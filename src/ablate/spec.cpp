@@ -231,6 +231,18 @@ AblationSpec read_ablation(const toml::table& table, const std::string& file, co
     arm.where = where_of(file, node);
     for (const auto& [key, value] : *arm_table) {
       if (key.str() == "label") continue;
+      if (key.str() == "profile") {
+        if (!value.is_table())
+          throw Error(fmt::format("{}: \"profile\" must be a table of [ablation.arm.profile.NAME] tables",
+                                  where_of(file, value)));
+        for (const auto& [profile, changes] : *value.as_table()) {
+          if (!changes.is_table())
+            throw Error(
+                fmt::format("{}: profile \"{}\" must be a table", where_of(file, changes), profile.str()));
+          read_settings(*changes.as_table(), file, "", arm.profile_changes[std::string(profile.str())]);
+        }
+        continue;
+      }
       toml::table one;
       one.insert(key, value);
       read_settings(one, file, "", arm.changes);
@@ -299,7 +311,12 @@ SweepSpec parse_sweep_spec(const std::string& text, const std::string& path) {
     AblationSpec ablation = read_ablation(*node.as_table(), path, where_of(path, node));
     if (!names.insert(ablation.name).second)
       throw Error(fmt::format("{}: ablation name \"{}\" is used twice", ablation.where, ablation.name));
-    for (const auto& profile : ablation.profiles) {
+    std::vector<std::string> named = ablation.profiles;
+    for (const auto& arm : ablation.arms) {
+      for (const auto& [profile, changes] : arm.profile_changes)
+        named.push_back(profile);
+    }
+    for (const auto& profile : named) {
       if (spec.profiles.count(profile) == 0) {
         throw Error(fmt::format("{}: ablation \"{}\": unknown profile \"{}\"", ablation.where, ablation.name,
                                 profile));
@@ -427,8 +444,11 @@ class Planner {
     const AblationSpec& ablation = spec_.ablations[a];
     Settings settings = base_;
     merge(settings, ablation.settings);
-    for (size_t i = 0; i <= k; ++i)
+    for (size_t i = 0; i <= k; ++i) {
       merge(settings, ablation.arms[i].changes);
+      const auto it = ablation.arms[i].profile_changes.find(profile_.name);
+      if (it != ablation.arms[i].profile_changes.end()) merge(settings, it->second);
+    }
     return settings;
   }
 

@@ -36,8 +36,10 @@ struct Settings {
 
 struct ArmSpec {
   std::string label;
-  Settings changes;   // applied on top of the previous arm of the chain (the first: on the ablation's base)
-  std::string where;  // "file:line" of the arm
+  Settings changes;  // applied on top of the previous arm of the chain (the first: on the ablation's base)
+  std::map<std::string, Settings>
+      profile_changes;  // [ablation.arm.profile.NAME]: then these, in that profile
+  std::string where;    // "file:line" of the arm
 };
 
 struct AblationSpec {

@@ -159,7 +159,8 @@ void write_metric_plot(const fs::path& png, const std::vector<PlotSeries>& serie
   plinit();
   stream.initialised();
   pladv(0);
-  plvpor(0.1, 0.96, 0.13, 0.9);
+  // Room below the axes for the legend, above them for the title and the caption.
+  plvpor(0.09, 0.97, 0.3, 0.86);
   plwind(x0, x1, y0, y1);
   plschr(0.0, 0.9);
   plcol0(kGrid);
@@ -170,7 +171,9 @@ void write_metric_plot(const fs::path& png, const std::vector<PlotSeries>& serie
   plbox("bcnst", 0.0, 0, "bcnstv", 0.0, 0);
   pllab(options.x_label.c_str(), options.y_label.c_str(), "");
   plschr(0.0, 1.1);
-  plmtex("t", 1.5, 0.5, 0.5, options.title.c_str());
+  plmtex("t", 2.6, 0.5, 0.5, options.title.c_str());
+  plschr(0.0, 0.75);
+  if (!options.caption.empty()) plmtex("t", 1.2, 0.5, 0.5, options.caption.c_str());
   plschr(0.0, 0.9);
 
   if (empty) {
@@ -240,9 +243,12 @@ void write_metric_plot(const fs::path& png, const std::vector<PlotSeries>& serie
     legend_text_ptrs.push_back(text.c_str());
   if (!legend_texts.empty()) {
     PLFLT legend_width = 0, legend_height = 0;
+    // At most three entries a row, under the x axis's label.
+    const PLINT columns = static_cast<PLINT>(std::min<std::size_t>(3, legend_texts.size()));
+    const PLINT rows = (static_cast<PLINT>(legend_texts.size()) + columns - 1) / columns;
     pllegend(&legend_width, &legend_height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-             PL_POSITION_BOTTOM | PL_POSITION_RIGHT | PL_POSITION_INSIDE, 0.02, 0.03, 0.08, kLegendBackground,
-             kGrid, 1, 0, 0, static_cast<PLINT>(legend_texts.size()), legend_opts.data(), 1.0, 0.9, 2.0, 0.0,
+             PL_POSITION_BOTTOM | PL_POSITION_OUTSIDE, 0.0, 0.24, 0.06, kLegendBackground, kGrid, 1, rows,
+             columns, static_cast<PLINT>(legend_texts.size()), legend_opts.data(), 1.0, 0.9, 2.0, 0.0,
              legend_text_colors.data(), legend_text_ptrs.data(), nullptr, nullptr, nullptr, nullptr,
              legend_line_colors.data(), legend_line_styles.data(), legend_line_widths.data(),
              legend_symbol_colors.data(), legend_symbol_scales.data(), legend_symbol_numbers.data(),

@@ -28,6 +28,7 @@ struct PlotSeries {
 
 struct PlotOptions {
   std::string title;
+  std::string caption;  // a smaller line under the title
   std::string x_label = "training step";
   std::string y_label;
   int width = 800;  // pixels

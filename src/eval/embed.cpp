@@ -40,7 +40,7 @@ at::Tensor embed_texts(model::HlipClipImpl& model, const text::Tokenizer& tokeni
                        const std::vector<std::string>& texts, size_t batch) {
   if (batch == 0) throw Error("embed_texts: the batch size must be at least 1");
   EvalScope scope(model);
-  const auto options = text::EncodeOptions::fixed_length(model.config().text.context_length);
+  const auto options = text::EncodeOptions::up_to_length(model.config().text.context_length);
   const auto parameters = model.parameters();
   const auto device = parameters.front().device();
   std::vector<at::Tensor> parts;

@@ -436,7 +436,7 @@ text::TextTensors Trainer::encode_texts(const std::vector<std::vector<std::strin
       flat.push_back(study.at(column));
   }
   return text::to_tensors(
-      tokenizer_->encode_batch(flat, text::EncodeOptions::fixed_length(config_.text.context_length)));
+      tokenizer_->encode_batch(flat, text::EncodeOptions::up_to_length(config_.text.context_length)));
 }
 
 model::ClipOutput Trainer::forward(model::HlipClipImpl& model, const data::StudyBatch& batch,

@@ -83,6 +83,15 @@ struct EncodeOptions {
     options.max_length = length;
     return options;
   }
+
+  // Model inputs of at most `length` ids: truncated as fixed_length, padded only to the batch's longest.
+  // Under the attention mask a text's features are the same as with fixed_length (padded positions are masked
+  // out of attention and pooling); the tower just skips the padding (terse reports are ~15 of 128 positions).
+  static EncodeOptions up_to_length(int64_t length) {
+    EncodeOptions options = fixed_length(length);
+    options.padding = Padding::longest;
+    return options;
+  }
 };
 
 struct Encoding {

@@ -191,6 +191,18 @@ TEST(Tokenizer, FixedLengthTruncatesAndPads) {
   EXPECT_EQ(left_padded.attention_mask, (std::vector<int64_t>{0, 0, 1, 1, 1}));
 }
 
+TEST(Tokenizer, UpToLengthTruncatesAsFixedLengthButPadsOnlyToTheLongest) {
+  const Tokenizer tokenizer = small_tokenizer();
+  const BatchEncoding short_batch = tokenizer.encode_batch({"a", "a b c"}, EncodeOptions::up_to_length(16));
+  EXPECT_EQ(short_batch.input_ids, (std::vector<std::vector<int64_t>>{{2, 5, 3, 0, 0}, {2, 5, 6, 7, 3}}));
+  EXPECT_EQ(short_batch.attention_mask,
+            (std::vector<std::vector<int64_t>>{{1, 1, 1, 0, 0}, {1, 1, 1, 1, 1}}));
+  // A text longer than the limit is cut exactly as fixed_length cuts it, and sets the batch's length.
+  const BatchEncoding cut = tokenizer.encode_batch({"a b c d e f", "a"}, EncodeOptions::up_to_length(5));
+  EXPECT_EQ(cut.input_ids[0], tokenizer.encode("a b c d e f", EncodeOptions::fixed_length(5)).input_ids);
+  EXPECT_EQ(cut.input_ids[1], (std::vector<int64_t>{2, 5, 3, 0, 0}));
+}
+
 TEST(Tokenizer, PadToMultipleOfRoundsUp) {
   EncodeOptions options;
   options.padding = Padding::longest;

@@ -190,6 +190,12 @@ Run load_run(const fs::path& dir, const std::string& seed, const std::string& re
   } catch (const std::exception& e) {
     run.problems.push_back(e.what());
   }
+  // Paths in messages relative to the sweep folder, as sweep.json names them.
+  const std::string prefix = (dir / "").string();
+  for (std::string& problem : run.problems) {
+    for (std::size_t at = 0; (at = problem.find(prefix, at)) != std::string::npos;)
+      problem.erase(at, prefix.size());
+  }
   return run;
 }
 
@@ -745,6 +751,13 @@ json optional_number(const std::optional<double>& value) {
 }  // namespace
 
 ReportFiles write_report(const fs::path& sweep_dir, const ReportOptions& options) {
+  if (options.bootstrap_resamples < 1) {
+    throw Error(
+        fmt::format("ablation report: bootstrap resamples {} (at least 1)", options.bootstrap_resamples));
+  }
+  if (!(options.confidence > 0.0 && options.confidence < 1.0)) {
+    throw Error(fmt::format("ablation report: confidence {} is not between 0 and 1", options.confidence));
+  }
   const Sweep sweep = read_sweep(sweep_dir);
   ReportFiles files;
   files.markdown = sweep_dir / "report.md";

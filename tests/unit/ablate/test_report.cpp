@@ -319,6 +319,11 @@ TEST(AblateReport, MalformedSweepNamesTheField) {
             std::string::npos);
   EXPECT_NE(error_message([&] { write_report(dir.path() / "missing"); }).find("sweep.json: cannot open"),
             std::string::npos);
+  ReportOptions bad;
+  bad.confidence = 95;
+  EXPECT_NE(
+      error_message([&] { write_report(dir.path(), bad); }).find("confidence 95 is not between 0 and 1"),
+      std::string::npos);
 }
 
 TEST(AblateReport, PlotWithoutDataSaysSo) {

@@ -305,6 +305,40 @@ TEST(AblateReport, HtmlIsSelfContained) {
   EXPECT_EQ(html.find("<script"), std::string::npos);
 }
 
+TEST(AblateReport, ThreeArmChainComparesEachStep) {
+  TempDir dir;
+  json arms = json::object();
+  const std::vector<std::pair<std::string, double>> chain = {{"0.25", 0.3}, {"0.50", 0.35}, {"0.75", 3.0}};
+  json chain_json = json::array();
+  std::vector<double> metric;
+  for (std::size_t i = 0; i < chain.size(); ++i) {
+    const std::string id = fmt::format("arm{}", i);
+    metric.push_back(write_run(dir.path() / id, chain[i].second, 7, 0.5));
+    arms[id] = {{"status", "done"}, {"runs", {{"0", id}}}};
+    chain_json.push_back({{"label", chain[i].first}, {"arm", id}});
+  }
+  write_text(dir.path() / "sweep.json",
+             json({{"metric", "macro_auc"},
+                   {"ablations", {{{"index", 4}, {"name", "mri patch dropout"}, {"arms", chain_json}}}},
+                   {"arms", arms}})
+                 .dump());
+  const ReportFiles files = write_report(dir.path(), fast_options());
+  ASSERT_EQ(files.images.size(), 1u);
+  EXPECT_EQ(files.images[0].filename(), "4 mri patch dropout (0.25 -> 0.50 -> 0.75).png");
+  const json summary = json::parse(read_text(dir.path() / "summary.json"));
+  const json& steps = summary["ablations"][0]["steps"];
+  ASSERT_EQ(steps.size(), 2u);
+  EXPECT_EQ(steps[0]["from"], "0.25");
+  EXPECT_EQ(steps[0]["to"], "0.50");
+  EXPECT_EQ(steps[0]["difference"].get<double>(), metric[1] - metric[0]);
+  EXPECT_EQ(steps[1]["difference"].get<double>(), metric[2] - metric[1]);
+  EXPECT_EQ(steps[1]["verdict"], "better");
+  const std::string md = read_text(dir.path() / "report.md");
+  EXPECT_NE(md.find("- (a) 0.25 \u2192 0.50: macro AUC"), std::string::npos) << md;
+  EXPECT_NE(md.find("- (b) 0.50 \u2192 0.75: macro AUC"), std::string::npos) << md;
+  EXPECT_NE(md.find("None: every arm finished with readable results."), std::string::npos);
+}
+
 TEST(AblateReport, MalformedSweepNamesTheField) {
   TempDir dir;
   write_text(dir.path() / "sweep.json", R"({"metric": "macro_auc", "ablations": [], "arms": {"x": {}}})");
@@ -367,10 +401,10 @@ TEST(AblateReport, HtmlRendersInHeadlessChromium) {
       "rows: document.querySelectorAll('tr').length}); document.body.appendChild(out); });</script>";
   html.insert(html.rfind("</body>"), probe);
   write_text(root / "check.html", html);
-  const std::string dom = run_command(
-      fmt::format("'{}' --headless --disable-gpu --no-sandbox --disable-dev-shm-usage --no-first-run "
-                  "--user-data-dir='{}' --virtual-time-budget=10000 --dump-dom 'file://{}' 2>/dev/null",
-                  chromium.string(), (root / "chromium-profile").string(), (root / "check.html").string()));
+  const std::string dom = run_command(fmt::format(
+      "timeout 120 '{}' --headless --disable-gpu --no-sandbox --disable-dev-shm-usage --no-first-run "
+      "--user-data-dir='{}' --virtual-time-budget=10000 --dump-dom 'file://{}' 2>/dev/null",
+      chromium.string(), (root / "chromium-profile").string(), (root / "check.html").string()));
   std::smatch match;
   ASSERT_TRUE(std::regex_search(dom, match, std::regex("<pre id=\"hlip-check\">([^<]*)</pre>")))
       << "no check output in the DOM Chromium printed (" << dom.size() << " bytes):\n"

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -136,8 +137,11 @@ json read_json(const fs::path& path) {
 
 // Seeds sort numerically when they are numbers.
 bool seed_less(const std::string& a, const std::string& b) {
-  const bool na = !a.empty() && std::all_of(a.begin(), a.end(), ::isdigit);
-  const bool nb = !b.empty() && std::all_of(b.begin(), b.end(), ::isdigit);
+  auto digits = [](const std::string& s) {
+    return !s.empty() &&
+           std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+  };
+  const bool na = digits(a), nb = digits(b);
   if (na && nb && a.size() != b.size()) return a.size() < b.size();
   return a < b;
 }

@@ -4,6 +4,7 @@
 
 #include "hlip/core/error.h"
 #include "hlip/model/attention.h"
+#include "hlip/model/layer_norm.h"
 
 namespace hlip::model {
 namespace {
@@ -113,9 +114,9 @@ BlockInputs BlockImpl::with_sampled_masks(const at::Tensor& x, const BlockInputs
 }
 
 at::Tensor BlockImpl::forward_with_masks(const at::Tensor& x, const BlockInputs& inputs) {
-  at::Tensor branch = attn(norm1(x), inputs.rope_positions, inputs.num_prefix);
+  at::Tensor branch = attn(layer_norm_fp32(norm1, x), inputs.rope_positions, inputs.num_prefix);
   at::Tensor y = inputs.drop_path_attn.defined() ? x + branch * inputs.drop_path_attn : x + branch;
-  branch = mlp(norm2(y));
+  branch = mlp(layer_norm_fp32(norm2, y));
   return inputs.drop_path_mlp.defined() ? y + branch * inputs.drop_path_mlp : y + branch;
 }
 

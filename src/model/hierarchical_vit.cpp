@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include "hlip/core/error.h"
+#include "hlip/model/layer_norm.h"
 #include "hlip/model/pos_embed.h"
 #include "hlip/model/vision.h"
 
@@ -175,7 +176,7 @@ at::Tensor HierarchicalVitImpl::forward_features(const at::Tensor& image, Vision
     if (trace != nullptr) trace->blocks.push_back(x);
   }
   x = repartition(x, level, AttentionLevel::kStudy, prefix, scans, d);
-  x = norm(x);
+  x = layer_norm_fp32(norm, x);
   if (trace != nullptr) trace->features = x;
   return x;
 }

@@ -9,6 +9,7 @@
 
 #include "hlip/core/error.h"
 #include "hlip/core/torch_compat.h"
+#include "hlip/model/layer_norm.h"
 
 namespace hlip::model {
 namespace {
@@ -60,7 +61,7 @@ at::Tensor BertEmbeddingsImpl::forward(const at::Tensor& input_ids, const at::Te
   at::Tensor x = word_embeddings(input_ids) + position_embeddings(positions).unsqueeze(0);
   x = token_type_ids.defined() ? x + token_type_embeddings(token_type_ids)
                                : x + token_type_embeddings->weight[0];
-  return dropout(layer_norm(x));
+  return dropout(layer_norm_fp32(layer_norm, x));
 }
 
 DenseImpl::DenseImpl(int64_t in_features, int64_t out_features, bool with_layer_norm, double layer_norm_eps) {
@@ -107,9 +108,10 @@ at::Tensor BertLayerImpl::forward(const at::Tensor& x, const at::Tensor& additiv
                                  .transpose(1, 2)
                                  .reshape({texts, length, hidden});
   auto attention_out = attention->output;
-  const at::Tensor a = attention_out->layer_norm(dropout_(attention_out->dense(context)) + x);
+  const at::Tensor a =
+      layer_norm_fp32(attention_out->layer_norm, dropout_(attention_out->dense(context)) + x);
   const at::Tensor mlp = output->dense(at::gelu(intermediate->dense(a)));
-  return output->layer_norm(dropout_(mlp) + a);
+  return layer_norm_fp32(output->layer_norm, dropout_(mlp) + a);
 }
 
 BertEncoderImpl::BertEncoderImpl(const BertOptions& options) {

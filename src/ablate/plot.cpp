@@ -201,7 +201,7 @@ void write_metric_plot(const fs::path& png, const std::vector<PlotSeries>& serie
       }
     }
     const bool has_final = s.final_step && s.final_value && finite(*s.final_step) && finite(*s.final_value);
-    if (xs.empty() && !has_final) continue;
+    // A series without data (a pending arm) keeps its legend entry, so the chain reads whole.
     if (lows.size() == xs.size() && xs.size() >= 2) {
       std::vector<PLFLT> px(xs), py(highs);
       for (std::size_t i = xs.size(); i-- > 0;) {

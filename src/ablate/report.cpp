@@ -728,8 +728,10 @@ PlotSeries arm_series(const ArmData& arm, const std::string& label) {
       series.high.push_back(s.max);
     }
   }
+  // The legend: "cls (2 seeds, final 0.812)", "0.25 (final 0.560)", "0.50 [failed]".
+  std::vector<std::string> details;
+  if (arm.runs.size() > 1) details.push_back(fmt::format("{} seeds", arm.runs.size()));
   const auto metrics = arm.metrics();
-  std::string final_text;
   if (!metrics.empty() && arm.status == "done") {
     const Spread s = spread(metrics);
     series.final_value = s.mean;
@@ -738,13 +740,12 @@ PlotSeries arm_series(const ArmData& arm, const std::string& label) {
       series.final_low = s.min;
       series.final_high = s.max;
     }
-    final_text = fmt::format(", final {:.3f}", s.mean);
+    details.push_back(fmt::format("final {:.3f}", s.mean));
   }
-  const std::size_t seeds = arm.runs.size();
-  series.label = fmt::format(
-      "{}{}{}{}", label, seeds > 1 ? fmt::format(" ({} seeds", seeds) : "",
-      seeds > 1 ? final_text + ")" : (final_text.empty() ? "" : " (" + final_text.substr(2) + ")"),
-      arm.status == "done" ? "" : " [" + arm.status + "]");
+  series.label = label;
+  for (std::size_t i = 0; i < details.size(); ++i)
+    series.label += (i == 0 ? " (" : ", ") + details[i] + (i + 1 == details.size() ? ")" : "");
+  if (arm.status != "done") series.label += " [" + arm.status + "]";
   return series;
 }
 

@@ -35,7 +35,8 @@ struct PlotOptions {
   int height = 480;
 };
 
-// Writes a PNG (atomically). Series without points are left out; with none at all the image says so.
+// Writes a PNG (atomically). A series without points is only a legend entry; with none at all the image
+// says so.
 // Throws hlip::Error when PLplot lacks its pngcairo driver (Debian's plplot-driver-cairo).
 void write_metric_plot(const std::filesystem::path& png, const std::vector<PlotSeries>& series,
                        const PlotOptions& options);

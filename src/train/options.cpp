@@ -39,6 +39,8 @@ const std::vector<OptionField>& train_option_fields() {
       {"accum_batch", "HLIP: concatenate N micro-batches before one forward", &O::accum_batch},
       {"epochs", "Training epochs", &O::epochs},
       {"max_steps", "Stop after N optimizer steps (0: all epochs)", &O::max_steps},
+      {"profile_steps", "Record LibTorch's operator profiler over N steps (after 5) into profile/trace.json",
+       &O::profile_steps},
       {"lr", "Peak learning rate", &O::lr},
       {"wd", "AdamW weight decay (not on gains, biases, logit scale)", &O::wd},
       {"beta1", "AdamW beta1", &O::beta1},

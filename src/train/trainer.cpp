@@ -1,6 +1,10 @@
 #include "hlip/train/trainer.h"
 
 #include <ATen/Parallel.h>
+#if __has_include(<torch/csrc/autograd/profiler_legacy.h>)
+#include <torch/csrc/autograd/profiler_legacy.h>
+#define HLIP_HAVE_RECORD_PROFILE 1
+#endif
 #include <fmt/format.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
@@ -12,6 +16,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 
 #include "hlip/core/error.h"
@@ -129,6 +134,44 @@ std::map<std::string, at::Tensor> read_weights(const std::string& path) {
 std::string format_metric(double value) {
   return fmt::format("{:.4g}", value);
 }
+
+// `--profile-steps N`: LibTorch's operator profiler over N steps after kWarmupSteps of this process, written
+// as a Chrome trace (chrome://tracing, Perfetto) when the last of them ends.
+class OperatorProfile {
+ public:
+  static constexpr int64_t kWarmupSteps = 5;
+
+  OperatorProfile(int64_t steps, fs::path path, spdlog::logger& logger)
+      : steps_(steps), path_(std::move(path)), logger_(logger) {}
+
+  void before_step() {
+#ifdef HLIP_HAVE_RECORD_PROFILE
+    if (steps_ <= 0 || started_ != kWarmupSteps || recording_) return;
+    fs::create_directories(path_.parent_path());
+    recording_ = std::make_unique<torch::autograd::profiler::RecordProfile>(path_.string());
+#endif
+  }
+
+  void after_step() {
+    ++started_;
+#ifdef HLIP_HAVE_RECORD_PROFILE
+    if (recording_ && started_ == kWarmupSteps + steps_) {
+      recording_.reset();  // writes the trace
+      logger_.info("operator profile of steps {}-{} of this run: {}", kWarmupSteps + 1, started_,
+                   path_.string());
+    }
+#endif
+  }
+
+ private:
+  int64_t steps_;
+  fs::path path_;
+  spdlog::logger& logger_;
+  int64_t started_ = 0;
+#ifdef HLIP_HAVE_RECORD_PROFILE
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> recording_;
+#endif
+};
 
 // The model, and for amp_bf16 a bf16 copy that does the computing while the
 // fp32 master takes the updates.
@@ -256,6 +299,12 @@ void Trainer::validate_options() const {
   positive("epochs", options_.epochs);
   positive("save-frequency", options_.save_frequency);
   positive("log-every-steps", options_.log_every_steps);
+  if (options_.profile_steps < 0)
+    throw UsageError(fmt::format("--profile-steps {} is negative", options_.profile_steps));
+#ifndef HLIP_HAVE_RECORD_PROFILE
+  if (options_.profile_steps > 0)
+    throw UsageError("--profile-steps: this LibTorch has no operator profiler (profiler_legacy.h)");
+#endif
   if (options_.num_scans < 1)
     throw UsageError(fmt::format("--num-scans {} must be at least 1", options_.num_scans));
   if (options_.warmup < 0) throw UsageError(fmt::format("--warmup {} is negative", options_.warmup));
@@ -580,6 +629,7 @@ TrainResult Trainer::run() {
   progress.advance(position_.step);
   int64_t bad_in_a_row = 0;
   int64_t studies_seen = 0;
+  OperatorProfile profile(options_.profile_steps, run_dir_ / "profile" / "trace.json", *logger_);
   double epoch_loss_sum = 0;
   int64_t epoch_loss_count = 0;
   bool done = position_.step >= schedule_.total_steps;
@@ -622,6 +672,7 @@ TrainResult Trainer::run() {
       optimizer_->set_lr(lr);
       optimizer_->zero_grad();
       models_->zero_compute_grad();
+      profile.before_step();
       const auto loss = train_step(micro);
       position_.next_batch = last_batch + 1;
       if (!loss) {
@@ -646,6 +697,7 @@ TrainResult Trainer::run() {
       models_->master->clamp_logit_scale();
       models_->sync_compute();
       ++position_.step;
+      profile.after_step();
       studies_seen += studies;
       progress.advance();
 

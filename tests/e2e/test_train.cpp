@@ -91,6 +91,27 @@ TEST_F(Train, FlagsOverrideTheConfigFileAndTheRunFolderIsComplete) {
   EXPECT_NE(unknown.err.find("unknown setting \"learning_rate\""), std::string::npos) << unknown.err;
 }
 
+TEST_F(Train, ProfileStepsWriteAChromeTraceOfTheOperators) {
+  const fs::path root = root_->path();
+  const auto result = run_hlip("train --config " + (root / "train.toml").string() +
+                               " --name profiled --batch-size 2 --epochs 2 --profile-steps 1" + common());
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const fs::path trace = root / "logs/profiled/profile/trace.json";
+  ASSERT_TRUE(fs::exists(trace)) << result.out << result.err;
+  const json events = json::parse(read_file(trace.string()));
+  ASSERT_TRUE(events.is_array());
+  bool matrix_product = false;
+  for (const auto& event : events) {
+    if (event.value("name", "") == "aten::mm" && event.value("ph", "") == "X") matrix_product = true;
+  }
+  EXPECT_TRUE(matrix_product) << "no aten::mm event among " << events.size();
+
+  const auto negative = run_hlip("train --config " + (root / "train.toml").string() +
+                                 " --name negative --profile-steps -1" + common());
+  EXPECT_EQ(negative.exit_code, 2) << negative.err;
+  EXPECT_NE(negative.err.find("--profile-steps -1 is negative"), std::string::npos) << negative.err;
+}
+
 TEST_F(Train, AKillAtAnyMomentLeavesALoadableCheckpoint) {
   const fs::path root = root_->path();
   const fs::path run = root / "logs/killed";

@@ -44,13 +44,17 @@ std::string read_text(const fs::path& path) {
   return text.str();
 }
 
-// The last non-empty line of a log: the one-line error of a failed hlip command.
+// The one-line error of a failed hlip command: the last line of its log that starts with "hlip: " (a usage
+// line follows it for usage errors), else the last non-empty line.
 std::string last_line(const fs::path& log) {
   std::istringstream in(read_text(log));
   std::string last;
+  std::string error;
   for (std::string line; std::getline(in, line);) {
     if (line.find_first_not_of(" \t\r") != std::string::npos) last = line;
+    if (line.rfind("hlip: ", 0) == 0) error = line;
   }
+  if (!error.empty()) return error;
   return last.empty() ? "(no output)" : last;
 }
 
@@ -245,12 +249,8 @@ std::string join_labels(const SweepPlan& plan, const std::string& id) {
 
 class Sweep {
  public:
-  Sweep(const AblateOptions& options, SweepPlan plan, fs::path dir, Data data, int threads_per_job)
-      : options_(options),
-        plan_(std::move(plan)),
-        dir_(std::move(dir)),
-        data_(std::move(data)),
-        threads_per_job_(threads_per_job) {
+  Sweep(const AblateOptions& options, SweepPlan plan, fs::path dir, int threads_per_job)
+      : options_(options), plan_(std::move(plan)), dir_(std::move(dir)), threads_per_job_(threads_per_job) {
     std::set<std::string> selected;
     std::function<void(const std::string&)> select = [&](const std::string& id) {
       if (!selected.insert(id).second) return;
@@ -281,6 +281,9 @@ class Sweep {
         runs_.push_back({a, seed, State::kTodo});
     }
   }
+
+  const SweepPlan& plan() const { return plan_; }
+  void set_data(Data data) { data_ = std::move(data); }
 
   SweepSummary run() {
     const auto start = Clock::now();
@@ -595,7 +598,6 @@ SweepSummary run_sweep(const AblateOptions& options) {
                     "kept), or choose another --out",
                     dir.string()));
   }
-  create_directories(dir.string());
   const int total = options.threads > 0 ? options.threads : hardware_threads();
   const int jobs = std::max(1, options.jobs);
   const int per_job = std::max(1, total / jobs);
@@ -607,8 +609,10 @@ SweepSummary run_sweep(const AblateOptions& options) {
                      plan.profile.seeds.size(), jobs, per_job)
               << std::flush;
   }
-  Data data = prepare_data(plan, dir, options, total);
-  return Sweep(options, std::move(plan), dir, std::move(data), per_job).run();
+  Sweep sweep(options, std::move(plan), dir, per_job);  // checks --only first
+  create_directories(dir.string());
+  sweep.set_data(prepare_data(sweep.plan(), dir, options, total));
+  return sweep.run();
 }
 
 }  // namespace hlip::ablate

@@ -54,14 +54,22 @@ Command ablate_command() {
                                      plan.arms.size(), plan.profile.seeds.size());
             return 0;
           }
+          int failed = 0;
           if (!*report_only) {
             const auto summary = ablate::run_sweep(*options);
+            failed = summary.failed;
             std::cout << fmt::format(
                 "sweep: {} runs: {} done, {} failed, {} held by other processes; {:.0f} s\n", summary.runs,
                 summary.done, summary.failed, summary.elsewhere, summary.seconds);
           }
           const auto files = ablate::write_report(options->out);
           std::cout << fmt::format("report: {}\n", files.markdown.string());
+          // The report lists failed arms; the exit status tells scripts that some runs need a look.
+          if (failed > 0) {
+            std::cerr << fmt::format("hlip: {} run(s) failed; their errors are in {}/sweep.json\n", failed,
+                                     options->out);
+            return 1;
+          }
           return 0;
         };
       }};

@@ -289,7 +289,7 @@ class Sweep {
     const auto start = Clock::now();
     write_sweep();
     std::vector<std::thread> workers;
-    const int jobs = std::max(1, options_.jobs);
+    const int jobs = options_.jobs > 0 ? options_.jobs : plan_.profile.jobs;
     for (int j = 0; j < jobs; ++j)
       workers.emplace_back([this] { work(); });
     for (auto& worker : workers)
@@ -589,6 +589,10 @@ json sweep_json(const SweepPlan& plan, const fs::path& dir) {
   return out;
 }
 
+std::string default_sweep_dir(const std::string& spec, const std::string& profile) {
+  return (fs::path("runs/ablate") / (fs::path(spec).stem().string() + "-" + profile)).string();
+}
+
 SweepSummary run_sweep(const AblateOptions& options) {
   SweepPlan plan = plan_sweep(read_sweep_spec(options.spec), options.profile);
   const fs::path dir = options.out;
@@ -599,7 +603,7 @@ SweepSummary run_sweep(const AblateOptions& options) {
                     dir.string()));
   }
   const int total = options.threads > 0 ? options.threads : hardware_threads();
-  const int jobs = std::max(1, options.jobs);
+  const int jobs = options.jobs > 0 ? options.jobs : plan.profile.jobs;
   const int per_job = std::max(1, total / jobs);
   if (options.progress) {
     std::cout << fmt::format(

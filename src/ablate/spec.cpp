@@ -140,12 +140,15 @@ std::string spec_path(const std::string& spec_file, const std::string& value) {
 }
 
 ProfileSpec read_profile(const std::string& name, const toml::table& table, const std::string& file) {
-  check_keys(table, file, {"description", "seeds", "steps", "synth", "datasets", "tokenizer", "settings"},
+  check_keys(table, file,
+             {"description", "seeds", "steps", "jobs", "synth", "datasets", "tokenizer", "settings"},
              fmt::format("profile \"{}\"", name));
   ProfileSpec profile;
   profile.name = name;
   profile.description = get<std::string>(table, "description", file, "");
   profile.steps = get<int64_t>(table, "steps", file, 0);
+  profile.jobs = get<int>(table, "jobs", file, 1);
+  if (profile.jobs < 1) throw Error(fmt::format("{}: profile \"{}\": jobs must be at least 1", file, name));
   profile.tokenizer = spec_path(file, get<std::string>(table, "tokenizer", file, ""));
   if (const toml::node* seeds = table.get("seeds")) {
     const auto* array = seeds->as_array();

@@ -22,12 +22,13 @@ Command ablate_command() {
         auto no_progress = std::make_shared<bool>(false);
         app.add_option("spec", options->spec, "The sweep spec (TOML), e.g. configs/ablations/hlip-seed.toml")
             ->required();
-        app.add_option("--out", options->out, "The sweep folder (sweep.json, arms/, data/, the report)")
-            ->required();
+        app.add_option("--out", options->out,
+                       "The sweep folder (sweep.json, arms/, data/, the report); default: "
+                       "runs/ablate/<spec name>-<profile>");
         app.add_option("--profile", options->profile, "A profile of the spec (quick, full, ...)")
             ->capture_default_str();
-        app.add_option("--jobs", options->jobs, "Runs at once; --threads is split between them")
-            ->capture_default_str()
+        app.add_option("--jobs", options->jobs,
+                       "Runs at once (default: the profile's jobs, else 1); --threads is split between them")
             ->check(CLI::PositiveNumber);
         app.add_flag("--resume", options->resume,
                      "Continue the sweep in --out: skip finished runs, redo interrupted and failed ones");
@@ -39,6 +40,7 @@ Command ablate_command() {
         app.add_flag("--no-progress", *no_progress, "No progress lines");
         return [options, plan_only, report_only, no_progress] {
           options->threads = at::get_num_threads();
+          if (options->out.empty()) options->out = ablate::default_sweep_dir(options->spec, options->profile);
           options->progress = !*no_progress;
           if (*plan_only) {
             const auto plan = ablate::plan_sweep(ablate::read_sweep_spec(options->spec), options->profile);

@@ -23,7 +23,7 @@ namespace hlip::ablate {
 
 struct AblateOptions {
   std::string spec;
-  std::string out;
+  std::string out;  // default: default_sweep_dir(spec, profile)
   std::string profile = "quick";
   int jobs = 1;                   // runs at once
   int threads = 0;                // CPU threads shared by the jobs (0: all usable cores)
@@ -42,6 +42,9 @@ struct SweepSummary {
 };
 
 SweepSummary run_sweep(const AblateOptions& options);
+
+// runs/ablate/<spec file name without .toml>-<profile>, e.g. runs/ablate/hlip-seed-quick.
+std::string default_sweep_dir(const std::string& spec, const std::string& profile);
 
 // The run folder of an arm and seed, relative to the sweep folder: arms/<id>/seed-<S>.
 std::string run_path(const std::string& arm_id, uint64_t seed);

@@ -68,6 +68,7 @@ struct ProfileSpec {
   std::string description;
   std::vector<uint64_t> seeds{0};
   int64_t steps = 0;  // step budget of every arm (train.max_steps unless an arm sets it); 0: by epochs
+  int jobs = 1;       // runs at once when --jobs is not given
   std::optional<SynthData> synth;
   std::map<std::string, std::string> datasets;  // name → cache folder (without synth)
   std::string tokenizer;                        // without synth: tokenizer folder or vocab.txt

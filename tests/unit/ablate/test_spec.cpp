@@ -7,6 +7,7 @@
 #include <string>
 
 #include "hlip/ablate/costs.h"
+#include "hlip/ablate/runner.h"
 #include "hlip/ablate/spec.h"
 #include "hlip/core/error.h"
 
@@ -344,6 +345,8 @@ TEST(AblateSpec, TheSeedSpecPlansBothProfiles) {
   EXPECT_EQ(quick.ablations.size(), 15u);
   EXPECT_EQ(quick.arms.size(), 20u);
   ASSERT_TRUE(quick.profile.synth.has_value());
+  EXPECT_EQ(quick.profile.jobs, 2);
+  EXPECT_EQ(default_sweep_dir(kSeedSpec, "quick"), "runs/ablate/hlip-seed-quick");
   const auto find = [&](const SweepPlan& plan, const std::string& name) {
     for (const auto& ablation : plan.ablations) {
       if (ablation.name == name) return ablation;

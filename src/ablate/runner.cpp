@@ -13,6 +13,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -503,7 +504,7 @@ class Sweep {
     say(fmt::format("ablate: done arm {} seed {} in {:.0f} s: {} {} ({} of {} runs finished here)", arm.id,
                     seed, std::chrono::duration<double>(Clock::now() - start).count(), plan_.metric,
                     value.is_number() ? fmt::format("{:.4f}", value.get<double>()) : value.dump(),
-                    finished_ + 1, runs_.size()));
+                    finished_.load() + 1, runs_.size()));
   }
 
   const AblateOptions& options_;
@@ -516,7 +517,7 @@ class Sweep {
   std::mutex write_mutex_;
   std::mutex print_mutex_;
   std::condition_variable changed_;
-  int finished_ = 0;
+  std::atomic<int> finished_{0};
 };
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include "hlip/ablate/stats.h"
 #include "hlip/core/error.h"
 #include "hlip/core/files.h"
+#include "hlip/eval/report.h"
 
 namespace hlip::ablate {
 namespace fs = std::filesystem;
@@ -526,28 +527,7 @@ std::string markdown_escape(const std::string& text) {
   return out;
 }
 
-std::string html_escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+using eval::html_escape;
 
 // A link target with spaces, parentheses and '>' that Markdown renderers all accept.
 std::string percent_encode(const std::string& path) {

@@ -11,37 +11,21 @@
 #include <utility>
 
 #include "hlip/core/error.h"
+#include "hlip/data/csv_manifest.h"
 
 namespace hlip::ablate {
 namespace fs = std::filesystem;
 
 namespace {
 
-// Splits one CSV line into fields; quoted fields may hold commas and doubled quotes.
+// One line of scores.csv as fields (RFC 4180 quoting, data::parse_csv_record); errors name `where`.
 std::vector<std::string> split_csv_line(const std::string& line, const std::string& where) {
-  std::vector<std::string> fields(1);
-  bool quoted = false;
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        fields.back() += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        fields.back() += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      fields.emplace_back();
-    } else if (c != '\r') {
-      fields.back() += c;
-    }
+  std::size_t pos = 0;
+  try {
+    return data::parse_csv_record(line, pos);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {}", where, e.what()));
   }
-  if (quoted) throw Error(fmt::format("{}: unterminated quoted field", where));
-  return fields;
 }
 
 }  // namespace

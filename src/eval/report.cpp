@@ -18,11 +18,7 @@ namespace hlip::eval {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-namespace {
-
-constexpr const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"};
-
-std::string escape(const std::string& text) {
+std::string html_escape(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
@@ -44,6 +40,10 @@ std::string escape(const std::string& text) {
   }
   return out;
 }
+
+namespace {
+
+constexpr const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"};
 
 // Tick positions: 1, 2 or 5 times a power of ten, about `count` of them over [low, high].
 std::vector<double> ticks(double low, double high, int count) {
@@ -115,7 +115,7 @@ std::string svg_line_chart(const std::vector<ChartSeries>& series, const ChartOp
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" "
       "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
       "<text x=\"{2}\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">{3}</text>\n",
-      options.width, options.height, options.width / 2, escape(options.title));
+      options.width, options.height, options.width / 2, html_escape(options.title));
   if (!std::isfinite(x0)) {
     svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">no data</text>\n</svg>\n",
                        options.width / 2, options.height / 2);
@@ -146,10 +146,10 @@ std::string svg_line_chart(const std::vector<ChartSeries>& series, const ChartOp
         py(t), left, left + plot_w, left - 6, py(t) + 4, tick_label(t));
   }
   svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", left + plot_w / 2,
-                     options.height - 10, escape(options.x_label));
+                     options.height - 10, html_escape(options.x_label));
   svg += fmt::format(
       "<text x=\"14\" y=\"{0}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {0})\">{1}</text>\n",
-      top + plot_h / 2, escape(options.y_label));
+      top + plot_h / 2, html_escape(options.y_label));
   for (size_t i = 0; i < series.size(); ++i) {
     const char* color = kColors[i % std::size(kColors)];
     std::string points;
@@ -174,7 +174,7 @@ std::string svg_line_chart(const std::vector<ChartSeries>& series, const ChartOp
         "<line x1=\"{0}\" y1=\"{1:.1f}\" x2=\"{2}\" y2=\"{1:.1f}\" stroke=\"{3}\" stroke-width=\"2\"/>"
         "<text x=\"{4}\" y=\"{5:.1f}\">{6}</text>\n",
         left + plot_w - 150, ly, left + plot_w - 130, color, left + plot_w - 125, ly + 4,
-        escape(series[i].name));
+        html_escape(series[i].name));
   }
   svg += "</svg>\n";
   return svg;

@@ -14,6 +14,9 @@
 
 namespace hlip::eval {
 
+// Text for HTML or SVG: <, >, & and " as entities.
+std::string html_escape(const std::string& text);
+
 struct ChartSeries {
   std::string name;
   std::vector<std::pair<double, double>> points;  // (x, y), in x order

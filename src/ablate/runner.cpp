@@ -454,6 +454,8 @@ class Sweep {
       toml += fmt::format("train_data = {}\n", toml_value(train_data));
       toml += fmt::format("zeroshot_task = {}\n", toml_quote(arm.config.at("eval.task")));
       toml += fmt::format("zeroshot_data = [{}]\n", toml_quote(eval_cache));
+      if (arm.config.contains("eval.template"))
+        toml += fmt::format("zeroshot_template = {}\n", toml_quote(arm.config.at("eval.template")));
       toml += fmt::format("seed = {}\n", seed);
       toml += fmt::format("logs = {}\n", toml_quote(fs::absolute(folder).string()));
       toml += "name = \"train\"\n";
@@ -475,12 +477,26 @@ class Sweep {
     }
 
     fs::remove_all(folder / "zeroshot");
-    const ProcessResult scored =
-        run_process({options_.binary, "--threads", std::to_string(threads_per_job_), "zeroshot", "--model",
-                     (train_dir / "model").string(), "--data", data_.caches.at(arm.config.at("data.eval")),
-                     "--split", plan_.split, "--task", arm.config.at("eval.task"), "--out",
-                     (folder / "zeroshot").string(), "--no-progress"},
-                    folder / "zeroshot.log");
+    std::vector<std::string> zeroshot_command{options_.binary,
+                                              "--threads",
+                                              std::to_string(threads_per_job_),
+                                              "zeroshot",
+                                              "--model",
+                                              (train_dir / "model").string(),
+                                              "--data",
+                                              data_.caches.at(arm.config.at("data.eval")),
+                                              "--split",
+                                              plan_.split,
+                                              "--task",
+                                              arm.config.at("eval.task"),
+                                              "--out",
+                                              (folder / "zeroshot").string(),
+                                              "--no-progress"};
+    if (arm.config.contains("eval.template")) {
+      zeroshot_command.push_back("--template");
+      zeroshot_command.push_back(arm.config.at("eval.template"));
+    }
+    const ProcessResult scored = run_process(zeroshot_command, folder / "zeroshot.log");
     if (scored.exit_code != 0)
       throw Error(fmt::format("hlip zeroshot: {}", last_line(folder / "zeroshot.log")));
 

@@ -53,7 +53,7 @@ void read_settings(const toml::table& table, const std::string& file, const std:
     if (prefix.empty() && setting_namespaces().count(name) == 0) {
       throw Error(
           fmt::format("{}: unknown key \"{}\" (settings are train.*, model.*, model_config, data.train, "
-                      "data.eval, eval.task, init.finetune)",
+                      "data.eval, eval.task, eval.template, init.finetune)",
                       where, name));
     }
     if (const auto* sub = node.as_table()) {
@@ -590,6 +590,10 @@ class Planner {
           throw fail(key, e.what());
         }
         out.config[key] = task;
+      } else if (key == "eval.template") {
+        if (!value.is_string() || value.get<std::string>().find("{c}") == std::string::npos)
+          throw fail(key, "must be a prompt template with {c}, e.g. \"{c}.\"");
+        out.config[key] = value;
       } else if (key == "init.finetune") {
         if (!value.is_string()) throw fail(key, "must be \"ABLATION.LABEL\"");
         const auto [a, k] = find_arm(value, at(key));
@@ -598,7 +602,7 @@ class Planner {
       } else {
         throw fail(key,
                    "unknown key (settings are train.*, model.*, model_config, data.train, data.eval, "
-                   "eval.task, init.finetune)");
+                   "eval.task, eval.template, init.finetune)");
       }
     }
     if (!out.config.contains("data.train"))

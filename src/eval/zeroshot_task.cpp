@@ -301,6 +301,19 @@ std::vector<std::string> known_tasks() {
   return names;
 }
 
+void set_templates(ZeroShotTask& task, const std::vector<std::string>& templates) {
+  if (templates.empty()) throw UsageError(fmt::format("task {}: no template given", task.name));
+  for (const auto& t : templates) {
+    if (t.find("{c}") == std::string::npos)
+      throw UsageError(fmt::format("task {}: template \"{}\" has no {{c}} for the prompt", task.name, t));
+  }
+  task.templates = templates;
+  for (auto& cls : task.classes) {
+    cls.templates = templates;
+    if (!cls.negative_templates.empty()) cls.negative_templates = templates;
+  }
+}
+
 ZeroShotTask load_task(const std::string& name_or_path) {
   std::error_code error;
   if (std::filesystem::is_regular_file(name_or_path, error)) {

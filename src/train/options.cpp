@@ -67,6 +67,8 @@ const std::vector<OptionField>& train_option_fields() {
       {"zeroshot_data", "Data for the periodic zero-shot evaluation (default: the validation data)",
        &O::zeroshot_data},
       {"zeroshot_split", "Split of the periodic zero-shot evaluation", &O::zeroshot_split},
+      {"zeroshot_template", "Prompt template with {c} replacing the zero-shot task's (e.g. \"{c}.\")",
+       &O::zeroshot_template},
       {"delete_previous_checkpoint", "Keep only the newest epoch checkpoint", &O::delete_previous_checkpoint},
   };
   return fields;

@@ -133,6 +133,24 @@ TEST_F(ZeroShot, MulticlassSplitWritesResultsThatScoresReproduce) {
   EXPECT_EQ(results["mean"]["n_classes"], included);
 }
 
+TEST_F(ZeroShot, TemplateReplacesTheTasksTemplates) {
+  const fs::path out = root() / "out-template";
+  const auto result =
+      run_hlip("zeroshot --model " + model() + " --data " + cache() +
+               " --split test --task synth-brain-5 --template \"{c}.\" --no-progress --out " + out.string());
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const json results = json::parse(read_file((out / "results.json").string()));
+  EXPECT_EQ(results["protocol"]["templates"], json({"{c}."}));
+  for (const auto& cls : results["protocol"]["task_definition"]["classes"])
+    EXPECT_EQ(cls["templates"], json({"{c}."})) << cls["name"];
+
+  const auto bad = run_hlip("zeroshot --model " + model() + " --data " + cache() +
+                            " --split test --task synth-brain-5 --template plain --no-progress --out " +
+                            (root() / "out-bad-template").string());
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("template \"plain\" has no {c}"), std::string::npos) << bad.err;
+}
+
 TEST_F(ZeroShot, AnomalyTaskSkipsStudiesOfOtherDiseasesAndCountsThem) {
   const fs::path out = root() / "out-anomaly";
   const auto result =

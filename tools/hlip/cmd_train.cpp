@@ -20,6 +20,7 @@ namespace {
 train::Evaluator zeroshot_evaluator(const train::TrainOptions& options) {
   if (options.zeroshot_frequency <= 0 || options.zeroshot_task.empty()) return {};
   auto task = std::make_shared<eval::ZeroShotTask>(eval::load_task(options.zeroshot_task));
+  if (!options.zeroshot_template.empty()) eval::set_templates(*task, {options.zeroshot_template});
   std::vector<data::DataSource> sources;
   for (const auto& spec : options.zeroshot_data.empty()
                               ? (options.val_data.empty() ? options.train_data : options.val_data)

@@ -104,10 +104,11 @@ struct ZeroShotArgs {
 
 eval::ZeroShotTask make_task(const ZeroShotArgs& args) {
   if (args.task.empty() == args.classes.empty()) throw UsageError("give one of --task and --classes");
-  if (!args.templates.empty() && args.classes.empty()) {
-    throw UsageError("--template goes with --classes (a task file has its own templates)");
+  if (!args.task.empty()) {
+    auto task = eval::load_task(args.task);
+    if (!args.templates.empty()) eval::set_templates(task, args.templates);
+    return task;
   }
-  if (!args.task.empty()) return eval::load_task(args.task);
   const auto classes = split_list(args.classes);
   if (classes.empty()) throw UsageError(fmt::format("--classes \"{}\" names no class", args.classes));
   return args.templates.empty() ? eval::task_from_classes(classes)
@@ -351,8 +352,8 @@ Command zeroshot_command() {
                        "Comma-separated class names: a multiclass task whose prompts (and labels) are the "
                        "names");
         app.add_option("--template", args->templates,
-                       "With --classes: a prompt template with {c} (repeatable; default \"This study shows: "
-                       "{c}.\")");
+                       "A prompt template with {c} (repeatable): with --classes (default \"This study shows: "
+                       "{c}.\"), or replacing a --task's templates");
         app.add_option("--data", args->data, "A prepared cache or a manifest (.jsonl, needs --preset)");
         app.add_option("--split", args->split, "Split to evaluate (\"all\": every study)")
             ->capture_default_str();

@@ -58,8 +58,9 @@ struct TrainOptions {
   int64_t accum_freq = 1;   // open_clip: feature cache over this many micro-batches
   int64_t accum_batch = 1;  // HLIP: micro-batches concatenated before one forward
   int64_t epochs = 10;
-  int64_t max_steps = 0;      // stop after this many optimizer steps (0: all epochs)
-  int64_t profile_steps = 0;  // LibTorch's operator profiler over this many steps after 5 warm-up steps
+  int64_t max_steps = 0;          // stop after this many optimizer steps (0: all epochs)
+  std::string zeroshot_template;  // replaces the periodic zero-shot task's templates ("": the task's)
+  int64_t profile_steps = 0;      // LibTorch's operator profiler over this many steps after 5 warm-up steps
   double lr = 5e-4;
   double wd = 0.2;
   double beta1 = 0.9;

@@ -269,6 +269,8 @@ eval.task = "no-such-task"
                {"sweep.toml:", "arm \"b\"", "eval.task", "no-such-task"});
   expect_error(spec_text("", "model.vision_cfg.hlip.patch_size = [5, 16, 16]\n"),
                {"sweep.toml", "the base", "invalid", "patch"});
+  expect_error(spec_text("", "eval.template = \"no class here\"\n"),
+               {"sweep.toml:7:", "eval.template", "{c}"});
   expect_error(spec_text("unknown_top = 1\n"), {"sweep.toml", "unknown key \"unknown_top\""});
   expect_error(spec_text(), {"sweep.toml", "unknown profile \"nightly\"", "big, quick"}, "nightly");
 }
@@ -364,6 +366,10 @@ TEST(AblateSpec, TheSeedSpecPlansBothProfiles) {
   EXPECT_EQ(quick.arm(find(quick, "unmasked-ct").arms[1].second).finetune_from,
             find(quick, "unmasked-ct").arms[0].second);
   EXPECT_EQ(find(quick, "rope-ct").task, "synth-ich");
+  // Whole-report arms are scored without the sentence prefix, sentence-dropout arms with it.
+  EXPECT_EQ(quick.arm(base).config.at("eval.template"), "{c}.");
+  EXPECT_EQ(quick.arm(find(quick, "sentence-dropout-mri").arms[1].second).config.at("eval.template"),
+            "This study shows: {c}.");
   const SweepPlan full = plan_sweep(spec, "full");
   EXPECT_EQ(full.arms.size(), 20u);
   EXPECT_EQ(full.profile.seeds.size(), 3u);

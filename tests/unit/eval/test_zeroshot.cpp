@@ -76,6 +76,20 @@ TEST(ZeroShotTask, EveryShippedTaskLoadsUnderItsFileName) {
   }
 }
 
+TEST(ZeroShotTask, SetTemplatesReplacesEveryTemplate) {
+  ZeroShotTask task = load_task("pub-brain-5-anomaly");
+  set_templates(task, {"{c}."});
+  EXPECT_EQ(task.templates, std::vector<std::string>{"{c}."});
+  for (const auto& cls : task.classes) {
+    EXPECT_EQ(cls.templates, std::vector<std::string>{"{c}."}) << cls.name;
+    if (!cls.negative_templates.empty()) {
+      EXPECT_EQ(cls.negative_templates, std::vector<std::string>{"{c}."}) << cls.name;
+    }
+  }
+  EXPECT_THROW(set_templates(task, {"no class"}), UsageError);
+  EXPECT_THROW(set_templates(task, {}), UsageError);
+}
+
 TEST(ZeroShotTask, PublishedTasksHaveTheirProtocols) {
   const ZeroShotTask ct = load_task("ct-rate");
   EXPECT_EQ(ct.mode, ScoringMode::kNegativePositive);

@@ -256,7 +256,7 @@ class Sweep {
     std::function<void(const std::string&)> select = [&](const std::string& id) {
       if (!selected.insert(id).second) return;
       const Arm& arm = plan_.arm(id);
-      if (!arm.finetune_from.empty()) select(arm.finetune_from);
+      if (!arm.source().empty()) select(arm.source());
     };
     for (const auto& name : options_.only) {
       bool found = false;
@@ -342,11 +342,10 @@ class Sweep {
           continue;
         }
         const Arm& arm = plan_.arms[run.arm];
-        if (!arm.finetune_from.empty()) {
-          const fs::path source = dir_ / run_path(arm.finetune_from, run.seed);
+        if (!arm.source().empty()) {
+          const fs::path source = dir_ / run_path(arm.source(), run.seed);
           if (fs::exists(source / "FAILED")) {
-            fail(run,
-                 fmt::format("the arm it fine-tunes from ({} seed {}) failed", arm.finetune_from, run.seed));
+            fail(run, fmt::format("the arm it starts from ({} seed {}) failed", arm.source(), run.seed));
             continue;
           }
           if (!fs::exists(source / "DONE")) {
@@ -459,10 +458,10 @@ class Sweep {
       toml += fmt::format("seed = {}\n", seed);
       toml += fmt::format("logs = {}\n", toml_quote(fs::absolute(folder).string()));
       toml += "name = \"train\"\n";
-      if (!arm.finetune_from.empty()) {
+      if (!arm.source().empty()) {
         toml += fmt::format(
-            "finetune = {}\n",
-            toml_quote(fs::absolute(dir_ / run_path(arm.finetune_from, seed) / "train/model").string()));
+            "{} = {}\n", arm.finetune_from.empty() ? "init_2d" : "finetune",
+            toml_quote(fs::absolute(dir_ / run_path(arm.source(), seed) / "train/model").string()));
       }
       if (resume) toml += "resume = \"latest\"\n";
       write_file_atomic((folder / "train.toml").string(), toml);
@@ -600,6 +599,7 @@ json sweep_json(const SweepPlan& plan, const fs::path& dir) {
                                                 : "pending"},
                     {"error", error},
                     {"finetune_from", arm.finetune_from.empty() ? json(nullptr) : json(arm.finetune_from)},
+                    {"inflate_from", arm.inflate_from.empty() ? json(nullptr) : json(arm.inflate_from)},
                     {"runs", runs}};
   }
   out["arms"] = arms;

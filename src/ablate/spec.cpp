@@ -53,7 +53,7 @@ void read_settings(const toml::table& table, const std::string& file, const std:
     if (prefix.empty() && setting_namespaces().count(name) == 0) {
       throw Error(
           fmt::format("{}: unknown key \"{}\" (settings are train.*, model.*, model_config, data.train, "
-                      "data.eval, eval.task, eval.template, init.finetune)",
+                      "data.eval, eval.task, eval.template, init.finetune, init.inflate_2d)",
                       where, name));
     }
     if (const auto* sub = node.as_table()) {
@@ -435,6 +435,7 @@ class Planner {
     json config;
     json model;
     std::string finetune_from;
+    std::string inflate_from;
   };
 
   static std::string where(const Settings& settings, const std::string& key, const std::string& fallback) {
@@ -466,8 +467,8 @@ class Planner {
         in_cycle = in_cycle || (va == a && vk == k);
         if (in_cycle) cycle += spec_.ablations[va].name + "." + spec_.ablations[va].arms[vk].label + " -> ";
       }
-      throw Error(fmt::format("{}: init.finetune references form a cycle: {}{}.{}", ablation.arms[k].where,
-                              cycle, ablation.name, ablation.arms[k].label));
+      throw Error(fmt::format("{}: init.finetune/init.inflate_2d references form a cycle: {}{}.{}",
+                              ablation.arms[k].where, cycle, ablation.name, ablation.arms[k].label));
     }
     visiting_.push_back(key);
     const std::string context =
@@ -479,6 +480,7 @@ class Planner {
     arm.id = arm_id(arm.config);
     arm.model = resolved.model;
     arm.finetune_from = resolved.finetune_from;
+    arm.inflate_from = resolved.inflate_from;
     arm.changes = json::object();
     for (const auto& [k2, v] : arm.config.items()) {
       if (!base_config_.contains(k2) || base_config_.at(k2) != v) arm.changes[k2] = v;
@@ -492,7 +494,8 @@ class Planner {
   }
 
   // "ABLATION.LABEL" → the position of that arm.
-  std::pair<size_t, size_t> find_arm(const std::string& reference, const std::string& at) const {
+  std::pair<size_t, size_t> find_arm(const std::string& key, const std::string& reference,
+                                     const std::string& at) const {
     const auto dot = reference.find('.');
     const std::string name = reference.substr(0, dot);
     const std::string label = dot == std::string::npos ? "" : reference.substr(dot + 1);
@@ -502,7 +505,7 @@ class Planner {
         if (spec_.ablations[a].arms[k].label == label) return {a, k};
       }
     }
-    throw Error(fmt::format("{}: init.finetune = \"{}\": no such arm (write ABLATION.LABEL)", at, reference));
+    throw Error(fmt::format("{}: {} = \"{}\": no such arm (write ABLATION.LABEL)", at, key, reference));
   }
 
   Resolved resolve(const Settings& settings, const std::string& context, const std::string& fallback = "") {
@@ -594,15 +597,18 @@ class Planner {
         if (!value.is_string() || value.get<std::string>().find("{c}") == std::string::npos)
           throw fail(key, "must be a prompt template with {c}, e.g. \"{c}.\"");
         out.config[key] = value;
-      } else if (key == "init.finetune") {
+      } else if (key == "init.finetune" || key == "init.inflate_2d") {
         if (!value.is_string()) throw fail(key, "must be \"ABLATION.LABEL\"");
-        const auto [a, k] = find_arm(value, at(key));
-        out.finetune_from = arm_of(a, k).id;
-        out.config[key] = out.finetune_from;
+        const auto [a, k] = find_arm(key, value, at(key));
+        (key == "init.finetune" ? out.finetune_from : out.inflate_from) = arm_of(a, k).id;
+        out.config[key] = arm_of(a, k).id;
+        if (!out.finetune_from.empty() && !out.inflate_from.empty())
+          throw fail(key,
+                     "an arm starts either from a model (init.finetune) or from a 2D one (init.inflate_2d)");
       } else {
         throw fail(key,
                    "unknown key (settings are train.*, model.*, model_config, data.train, data.eval, "
-                   "eval.task, eval.template, init.finetune)");
+                   "eval.task, eval.template, init.finetune, init.inflate_2d)");
       }
     }
     if (!out.config.contains("data.train"))

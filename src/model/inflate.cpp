@@ -1,11 +1,13 @@
 #include "hlip/model/inflate.h"
 
 #include <cmath>
+#include <filesystem>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include "hlip/core/error.h"
+#include "hlip/io/safetensors.h"
 #include "hlip/model/pos_embed.h"
 
 namespace hlip::model {
@@ -104,6 +106,64 @@ std::map<std::string, at::Tensor> inflate_2d_state_dict(const std::map<std::stri
     }
   }
   return out;
+}
+
+std::map<std::string, at::Tensor> trunk_to_2d_state_dict(const std::map<std::string, at::Tensor>& trunk) {
+  const auto require = [&](const std::string& key) -> const at::Tensor& {
+    const auto it = trunk.find(key);
+    if (it == trunk.end()) throw Error(fmt::format("HLIP trunk: key \"{}\" is missing", key));
+    return it->second;
+  };
+  std::map<std::string, at::Tensor> out;
+  const at::Tensor& kernel = require("patch_embed.proj.weight");
+  if (kernel.dim() != 5) {
+    throw Error(
+        fmt::format("HLIP trunk: \"patch_embed.proj.weight\" has shape [{}], expected a 3D kernel "
+                    "[width, channels, pd, ph, pw]",
+                    fmt::join(kernel.sizes(), ", ")));
+  }
+  out["patch_embed.proj.weight"] = kernel.to(at::kFloat).sum(2).to(kernel.scalar_type()).contiguous();
+  out["patch_embed.proj.bias"] = require("patch_embed.proj.bias").clone();
+  const at::Tensor& spatial = require("spatial_posemb");  // [1, d, h, w, C]
+  if (spatial.dim() != 5 || spatial.size(2) != spatial.size(3)) {
+    throw Error(fmt::format("HLIP trunk: \"spatial_posemb\" has shape [{}], expected [1, d, h, h, width]",
+                            fmt::join(spatial.sizes(), ", ")));
+  }
+  out["pos_embed"] = spatial.to(at::kFloat)
+                         .mean(1)
+                         .reshape({1, spatial.size(2) * spatial.size(3), spatial.size(4)})
+                         .to(spatial.scalar_type())
+                         .contiguous();
+  out["cls_token"] = require("cls_token").clone();
+  for (const auto& [key, value] : trunk) {
+    if (key.rfind("blocks.", 0) == 0 || key == "norm.weight" || key == "norm.bias") out[key] = value.clone();
+  }
+  return out;
+}
+
+std::map<std::string, at::Tensor> read_2d_source(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::string file = path;
+  if (fs::is_directory(path)) file = (fs::path(path) / "model.safetensors").string();
+  if (!fs::exists(file)) throw Error(fmt::format("{}: no such file (a 2D ViT or an HLIP model)", file));
+  auto tensors = io::read_safetensors(file).tensors;
+  const std::string prefix = "visual.trunk.";
+  if (tensors.count(prefix + "patch_embed.proj.weight") == 0) {
+    if (tensors.count("patch_embed.proj.weight") == 0) {
+      throw Error(fmt::format("{}: neither a timm 2D ViT (patch_embed.proj.weight) nor an HLIP model ({})",
+                              file, prefix + "patch_embed.proj.weight"));
+    }
+    return tensors;
+  }
+  std::map<std::string, at::Tensor> trunk;
+  for (auto& [key, value] : tensors) {
+    if (key.rfind(prefix, 0) == 0) trunk.emplace(key.substr(prefix.size()), value);
+  }
+  try {
+    return trunk_to_2d_state_dict(trunk);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {}", file, e.what()));
+  }
 }
 
 }  // namespace hlip::model

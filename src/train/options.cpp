@@ -17,6 +17,13 @@ const std::vector<OptionField>& train_option_fields() {
       {"model", "Model config name (configs/models/), a JSON config, or a model folder", &O::model},
       {"tokenizer", "Tokenizer folder or vocab.txt (default: the model folder's)", &O::tokenizer},
       {"finetune", "Start from these weights: a model folder or a checkpoint", &O::finetune},
+      {"init_2d",
+       "Initialise the vision trunk from a 2D ViT (timm safetensors, or an HLIP model whose kernels are "
+       "summed "
+       "over depth), inflated to 3D",
+       &O::init_2d},
+      {"init_2d_inflation", "How --init-2d spreads a 2D kernel over the patch depth: average | central",
+       &O::init_2d_inflation},
       {"grad_checkpointing", "Recompute each vision block in backward to save memory",
        &O::grad_checkpointing},
       {"force_patch_dropout", "Override the config's patch dropout (0: unmasked fine-tuning; < 0: keep)",

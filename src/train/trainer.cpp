@@ -27,6 +27,7 @@
 #include "hlip/data/loader.h"
 #include "hlip/io/safetensors.h"
 #include "hlip/io/tensorboard.h"
+#include "hlip/model/inflate.h"
 #include "hlip/model/losses.h"
 #include "hlip/model/state_dict.h"
 #include "hlip/text/tensors.h"
@@ -253,6 +254,7 @@ class Trainer {
   void validate_options() const;
   void set_up_run_folder();
   void build_model();
+  void load_init_2d(model::HlipClipImpl& model);
   void build_data();
   text::TextTensors encode_texts(const std::vector<std::vector<std::string>>& texts) const;
   StepLoss compute_loss(const at::Tensor& image_features, const at::Tensor& text_features,
@@ -371,6 +373,7 @@ void Trainer::build_model() {
     const auto report = model::load_state_dict(*model, read_weights(source));
     logger_->info("weights from {}: {}", source, report.summary());
   }
+  if (!options_.init_2d.empty()) load_init_2d(*model);
   if (options_.lock_text >= 0) model->lock_text(options_.lock_text);
   if (options_.grad_checkpointing) models_->compute()->set_grad_checkpointing(true);
 
@@ -398,6 +401,35 @@ void Trainer::build_model() {
     parameters += p.tensor.numel();
   logger_->info("model {}: {:.2f} M trainable parameters, precision {}", options_.model, parameters / 1e6,
                 options_.precision);
+}
+
+// `--init-2d PATH`: the vision trunk from a 2D ViT, inflated to this model's patch and grid (HLIP's 2D → 3D
+// initialisation); the head, the text tower and register tokens keep their fresh initialisation.
+void Trainer::load_init_2d(model::HlipClipImpl& model) {
+  if (!options_.finetune.empty() || is_model_dir(options_.model)) {
+    throw UsageError(fmt::format(
+        "--init-2d {} starts from a 2D model; it cannot be combined with {}", options_.init_2d,
+        options_.finetune.empty() ? "--model " + options_.model : "--finetune " + options_.finetune));
+  }
+  model::PatchInflation inflation;
+  try {
+    inflation = model::parse_patch_inflation(options_.init_2d_inflation);
+  } catch (const Error& e) {
+    throw UsageError(fmt::format("--init-2d-inflation: {}", e.what()));
+  }
+  std::map<std::string, at::Tensor> state;
+  try {
+    for (auto& [key, value] :
+         model::inflate_2d_state_dict(model::read_2d_source(options_.init_2d), config_.vision, inflation))
+      state.emplace("visual.trunk." + key, value);
+  } catch (const Error& e) {
+    throw Error(fmt::format("--init-2d: {}", e.what()));
+  }
+  model::LoadOptions load;
+  load.strict = false;
+  const auto report = model::load_state_dict(model, state, load);
+  logger_->info("vision trunk from the 2D model {} ({} inflation): {} tensors", options_.init_2d,
+                model::to_string(inflation), report.loaded.size());
 }
 
 // The preprocessing every training scan went through, for the model folder (preprocess_cfg.hlip_preset), so

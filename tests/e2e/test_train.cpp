@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cli_runner.h"
+#include "safetensors_file.h"
 #include "temp_dir.h"
 
 namespace hlip::test {
@@ -110,6 +111,56 @@ TEST_F(Train, ProfileStepsWriteAChromeTraceOfTheOperators) {
                                  " --name negative --profile-steps -1" + common());
   EXPECT_EQ(negative.exit_code, 2) << negative.err;
   EXPECT_NE(negative.err.find("--profile-steps -1 is negative"), std::string::npos) << negative.err;
+}
+
+TEST_F(Train, Init2dInflatesTheTrunkOfA2dModel) {
+  // The 2D → 3D initialisation ablation's path: a model trained on slabs of one slice (patch depth 1) is the
+  // 2D ViT; --init-2d inflates its trunk into a patch depth of 4. With lr 0 the saved model is the initial
+  // one.
+  const fs::path root = root_->path();
+  json config = json::parse(read_file(std::string(HLIP_PRESET_DIR) + "/../models/hlip-tiny.json"));
+  config["vision_cfg"]["hlip"]["patch_size"] = {1, 16, 16};
+  std::ofstream(root / "slices.json") << config.dump(1);
+  const auto slices =
+      run_hlip("train --config " + (root / "train.toml").string() + " --name slices --model " +
+               (root / "slices.json").string() + " --max-steps 2" + common());
+  ASSERT_EQ(slices.exit_code, 0) << slices.err;
+  const auto central = run_hlip(
+      "train --config " + (root / "train.toml").string() + " --name central --lr 0 --max-steps 1" +
+      " --init-2d " + (root / "logs/slices/model").string() + " --init-2d-inflation central" + common());
+  ASSERT_EQ(central.exit_code, 0) << central.err;
+  EXPECT_NE(read_file((root / "logs/central/out.log").string()).find("vision trunk from the 2D model"),
+            std::string::npos);
+
+  const auto source = read_safetensors_raw((root / "logs/slices/model/model.safetensors").string());
+  const auto target = read_safetensors_raw((root / "logs/central/model/model.safetensors").string());
+  const std::string kernel = "visual.trunk.patch_embed.proj.weight";
+  ASSERT_EQ(source.at(kernel).shape, (std::vector<int64_t>{96, 1, 1, 16, 16}));
+  ASSERT_EQ(target.at(kernel).shape, (std::vector<int64_t>{96, 1, 4, 16, 16}));
+  const auto k2 = as_floats(source.at(kernel)), k3 = as_floats(target.at(kernel));
+  size_t mismatches = 0;
+  for (size_t c = 0; c < 96; ++c) {
+    for (size_t tap = 0; tap < 4; ++tap) {
+      for (size_t i = 0; i < 256; ++i) {
+        const float expected = tap == 2 ? k2[c * 256 + i] : 0.0F;  // central: tap pd/2 holds the 2D kernel
+        mismatches += k3[(c * 4 + tap) * 256 + i] != expected;
+      }
+    }
+  }
+  EXPECT_EQ(mismatches, 0U);
+  for (const std::string key : {"visual.trunk.blocks.3.mlp.fc2.weight", "visual.trunk.cls_token"})
+    EXPECT_EQ(as_floats(source.at(key)), as_floats(target.at(key))) << key;
+
+  const auto missing = run_hlip("train --config " + (root / "train.toml").string() + " --name missing" +
+                                " --init-2d " + (root / "nowhere").string() + common());
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_EQ(count_lines(missing.err), 1) << missing.err;
+  EXPECT_NE(missing.err.find((root / "nowhere").string()), std::string::npos) << missing.err;
+  const auto sideways =
+      run_hlip("train --config " + (root / "train.toml").string() + " --name sideways" + " --init-2d " +
+               (root / "logs/slices/model").string() + " --init-2d-inflation sideways" + common());
+  EXPECT_EQ(sideways.exit_code, 2);  // a usage error
+  EXPECT_NE(sideways.err.find("sideways"), std::string::npos) << sideways.err;
 }
 
 TEST_F(Train, AKillAtAnyMomentLeavesALoadableCheckpoint) {

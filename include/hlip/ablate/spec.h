@@ -17,6 +17,8 @@
 //   data.eval          the dataset the zero-shot evaluations use
 //   eval.task          the zero-shot task (configs/tasks/ name or a JSON file)
 //   init.finetune      "ABLATION.LABEL": start from that arm's trained model (same seed)
+//   init.inflate_2d    "ABLATION.LABEL": initialise the vision trunk from that arm's model as a 2D ViT,
+//                      inflated (`hlip train --init-2d`; train.init_2d_inflation = average | central)
 
 #include <cstdint>
 #include <map>
@@ -96,6 +98,10 @@ struct Arm {
   nlohmann::json changes;     // the settings that differ from the profile's base
   nlohmann::json model;       // the derived model config JSON (written to arms/<id>/model.json)
   std::string finetune_from;  // id of the arm whose trained model this one starts from ("" none)
+  std::string inflate_from;  // id of the arm whose model, as a 2D ViT, initialises this one's trunk ("" none)
+
+  // The arm that must finish first (finetune_from or inflate_from; "" none).
+  const std::string& source() const { return finetune_from.empty() ? inflate_from : finetune_from; }
 };
 
 struct PlannedAblation {

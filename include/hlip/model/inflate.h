@@ -30,4 +30,15 @@ std::map<std::string, at::Tensor> inflate_2d_state_dict(const std::map<std::stri
                                                         const VisionOptions& options,
                                                         PatchInflation inflation = PatchInflation::kAverage);
 
+// The 2D ViT inside a trained HLIP trunk (names relative to `visual.trunk.`), in the timm 2D names that
+// inflate_2d_state_dict reads: the patch kernel summed over its depth taps ([C, in, ph, pw]; for a patch
+// depth of 1 this is the kernel itself, and it undoes kAverage), `spatial_posemb` averaged over depth as a
+// square `pos_embed` [1, h*w, C] (h must equal w), cls_token, blocks.* and norm.*. This is how a sweep makes
+// the 2D model of the 2D → 3D initialisation ablation: train on thin slabs (patch depth 1), then inflate.
+std::map<std::string, at::Tensor> trunk_to_2d_state_dict(const std::map<std::string, at::Tensor>& trunk);
+
+// The 2D source of `hlip train --init-2d PATH`: a timm 2D ViT safetensors file (keys as above), or an hlip
+// model folder / model.safetensors / checkpoint (converted by trunk_to_2d_state_dict). Errors name the path.
+std::map<std::string, at::Tensor> read_2d_source(const std::string& path);
+
 }  // namespace hlip::model

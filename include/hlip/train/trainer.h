@@ -39,6 +39,8 @@ struct TrainOptions {
   std::string model = "hlip-tiny";  // a config name (configs/models/), a JSON config, or a model folder
   std::string tokenizer;            // a tokenizer folder or vocab.txt; default: the model folder's
   std::string finetune;             // start from these weights (a model folder or a checkpoint file)
+  std::string init_2d;              // or: the vision trunk inflated from a 2D ViT / an HLIP model's 2D part
+  std::string init_2d_inflation = "average";  // average | central (model/inflate.h)
   bool grad_checkpointing = false;
   double force_patch_dropout = -1;  // ≥ 0 overrides the config's rate (0: unmasked fine-tuning)
   int64_t lock_text = -1;           // ≥ 0: freeze BERT except its last N layers (open_clip's lock_text)

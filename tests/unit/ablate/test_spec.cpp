@@ -214,6 +214,56 @@ model.vision_cfg.patch_dropout = 0.4
   EXPECT_LT(position(source), position(finetuned));
 }
 
+TEST(AblateSpec, InflationArmsStartFromTheirTwoDimensionalSource) {
+  const std::string text = spec_text(R"(
+[[ablation]]
+name = "init"
+[[ablation.arm]]
+label = "slices"
+model.vision_cfg.hlip.patch_size = [1, 16, 16]
+[[ablation.arm]]
+label = "average"
+model.vision_cfg.hlip.patch_size = [4, 16, 16]
+init.inflate_2d = "init.slices"
+train.init_2d_inflation = "average"
+[[ablation.arm]]
+label = "central"
+train.init_2d_inflation = "central"
+)");
+  const SweepPlan plan = plan_of(text);
+  const auto& init = plan.ablations[1];  // after spec_text's own "dropout"
+  const std::string slices = init.arms[0].second;
+  for (size_t k : {1, 2}) {
+    const Arm& arm = plan.arm(init.arms[k].second);
+    EXPECT_EQ(arm.inflate_from, slices);
+    EXPECT_EQ(arm.source(), slices);
+    EXPECT_TRUE(arm.finetune_from.empty());
+    EXPECT_EQ(arm.config.at("init.inflate_2d"), slices);
+  }
+  EXPECT_NE(init.arms[1].second, init.arms[2].second);
+  expect_error(spec_text(R"(
+[[ablation]]
+name = "both"
+[[ablation.arm]]
+label = "x"
+[[ablation.arm]]
+label = "y"
+init.finetune = "both.x"
+init.inflate_2d = "both.x"
+)"),
+               {"sweep.toml:", "init.", "either"});
+  expect_error(spec_text(R"(
+[[ablation]]
+name = "lost"
+[[ablation.arm]]
+label = "x"
+[[ablation.arm]]
+label = "y"
+init.inflate_2d = "nowhere.x"
+)"),
+               {"init.inflate_2d = \"nowhere.x\"", "no such arm"});
+}
+
 TEST(AblateSpec, CyclesOfFineTuningAreErrors) {
   expect_error(spec_text(R"(
 [[ablation]]

@@ -104,6 +104,44 @@ TEST(Inflate2d, LoadsIntoTheTrunkAndKeepsTheTwoDimensionalResponse) {
   }
 }
 
+TEST(Inflate2d, TheTrunkOfA3dModelGivesBackThe2dModelItWasInflatedFrom) {
+  // Summing the depth taps undoes kAverage; averaging spatial_posemb over depth leaves the 2D grid plus the
+  // mean depth row, a constant that inflation's own depth sin-cos then sits on.
+  at::manual_seed(1);
+  const int64_t width = 12;
+  std::map<std::string, at::Tensor> state_2d{
+      {"cls_token", at::randn({1, 1, width})},
+      {"pos_embed", at::randn({1, 4, width})},  // 2x2 grid, no class row
+      {"patch_embed.proj.weight", at::randn({width, 1, 8, 8})},
+      {"patch_embed.proj.bias", at::randn({width})},
+      {"blocks.0.norm1.weight", at::randn({width})},
+      {"norm.weight", at::randn({width})},
+  };
+  VisionOptions o;
+  o.width = width;
+  o.depth = 1;
+  o.num_heads = 2;
+  o.img_size = {12, 16, 16};
+  o.patch_size = {4, 8, 8};  // grid (3, 2, 2)
+  o.attention_levels = {AttentionLevel::kScan};
+  o.embed_dim = 4;
+  const auto inflated = inflate_2d_state_dict(state_2d, o, PatchInflation::kAverage);
+  const auto back = trunk_to_2d_state_dict(inflated);
+  EXPECT_TRUE(all_close(back.at("patch_embed.proj.weight"), state_2d["patch_embed.proj.weight"], 1e-6, 1e-6));
+  const at::Tensor depth_mean = sincos_1d(width, at::arange(3, at::kFloat)).mean(0);
+  EXPECT_TRUE(all_close(back.at("pos_embed"), state_2d["pos_embed"] + depth_mean, 1e-5, 1e-6));
+  for (const std::string key : {"cls_token", "patch_embed.proj.bias", "blocks.0.norm1.weight", "norm.weight"})
+    EXPECT_TRUE(all_close(back.at(key), state_2d[key], 0, 0)) << key;
+  EXPECT_EQ(back.size(), state_2d.size());
+
+  auto no_kernel = inflated;
+  no_kernel.erase("patch_embed.proj.weight");
+  EXPECT_THROW(trunk_to_2d_state_dict(no_kernel), Error);
+  auto flat_kernel = inflated;
+  flat_kernel["patch_embed.proj.weight"] = state_2d["patch_embed.proj.weight"];  // already 2D
+  EXPECT_THROW(trunk_to_2d_state_dict(flat_kernel), Error);
+}
+
 TEST(Inflate2d, ErrorsNameTheKey) {
   std::map<std::string, at::Tensor> state_2d{{"cls_token", at::zeros({1, 1, 12})}};
   VisionOptions o;

@@ -52,6 +52,7 @@ train.delete_previous_checkpoint = true
 [profile.quick]
 seeds = [0]
 steps = 6
+jobs = 2
 [profile.quick.synth]
 studies = 40
 mri_preset = "small.toml"
@@ -171,8 +172,9 @@ TEST_F(Ablate, RunsEveryDistinctArmOnceRecordsFailuresAndResumesWithOnly) {
   EXPECT_NE(result.err.find("--resume"), std::string::npos) << result.err;
 
   // Resumed: only the fine-tuned arm and the broken one run; the failure is recorded, the sweep goes on.
-  result = run_hlip(sweep("a", "--resume --jobs 2"));
+  result = run_hlip(sweep("a", "--resume"));  // the profile's 2 jobs
   EXPECT_EQ(result.exit_code, 1) << result.out << result.err;
+  EXPECT_NE(result.out.find("2 job(s)"), std::string::npos) << result.out;
   EXPECT_EQ(starts(result.out), 2) << result.out;
   EXPECT_NE(result.err.find("1 run(s) failed"), std::string::npos) << result.err;
   EXPECT_EQ(fs::last_write_time(run / "DONE"), done_time);

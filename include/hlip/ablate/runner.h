@@ -25,7 +25,7 @@ struct AblateOptions {
   std::string spec;
   std::string out;  // default: default_sweep_dir(spec, profile)
   std::string profile = "quick";
-  int jobs = 1;                   // runs at once
+  int jobs = 0;                   // runs at once (0: the profile's jobs)
   int threads = 0;                // CPU threads shared by the jobs (0: all usable cores)
   bool resume = false;            // continue a sweep folder: skip finished runs, redo interrupted ones
   std::vector<std::string> only;  // ablation names or arm ids (empty: all); their fine-tuning sources too

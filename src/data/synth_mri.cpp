@@ -42,6 +42,8 @@ const Contrast& contrast_of(const std::string& sequence) {
 
 // Radius factor of tumours (glioma, meningioma, metastases and their oedema) in `--size small` studies.
 constexpr double kSmallTumourScale = 2.0;
+// Half-angle factor of stroke wedges in `--size small` studies.
+constexpr double kSmallStrokeWidening = 1.5;
 
 // Lesion fractions of one finding, written into `fractions` (which holds the normal tissues).
 struct LesionModel {
@@ -130,7 +132,10 @@ LesionModel random_lesion(Random& rng, const Head& head, const std::string& diag
     // Azimuth 0 points laterally (towards the stroke side), +π/2 anteriorly.
     model.stroke_direction = {sign * std::cos(elevation) * std::cos(azimuth),
                               std::cos(elevation) * std::sin(azimuth), std::sin(elevation)};
-    const double half_angle = rng.uniform(0.22, 0.42);
+    // Branch to near-complete territory infarcts; wider on the coarse grid of small studies, where a narrow
+    // wedge covers a few noisy voxels that the percentile clip of preprocessing levels with the brain.
+    const double half_angle =
+        rng.uniform(0.22, 0.42) * (size == SynthSize::kSmall ? kSmallStrokeWidening : 1.0);
     model.stroke_cos_half_angle = std::cos(half_angle);
     model.stroke_reach_mm = rng.uniform(45, 85);
     f.size_mm = model.stroke_reach_mm * 0.5;  // the wedge's extent inside the hemisphere, roughly

@@ -394,8 +394,8 @@ train.num_scans = 3
 TEST(AblateSpec, TheSeedSpecPlansBothProfiles) {
   const SweepSpec spec = read_sweep_spec(kSeedSpec);
   const SweepPlan quick = plan_sweep(spec, "quick");
-  EXPECT_EQ(quick.ablations.size(), 15u);
-  EXPECT_EQ(quick.arms.size(), 20u);
+  EXPECT_EQ(quick.ablations.size(), 16u);
+  EXPECT_EQ(quick.arms.size(), 23u);
   ASSERT_TRUE(quick.profile.synth.has_value());
   EXPECT_EQ(quick.profile.jobs, 2);
   EXPECT_EQ(default_sweep_dir(kSeedSpec, "quick"), "runs/ablate/hlip-seed-quick");
@@ -421,8 +421,16 @@ TEST(AblateSpec, TheSeedSpecPlansBothProfiles) {
   EXPECT_EQ(quick.arm(find(quick, "sentence-dropout-mri").arms[1].second).config.at("eval.template"),
             "This study shows: {c}.");
   const SweepPlan full = plan_sweep(spec, "full");
-  EXPECT_EQ(full.arms.size(), 20u);
+  EXPECT_EQ(full.arms.size(), 23u);
   EXPECT_EQ(full.profile.seeds.size(), 3u);
+  // The 2D -> 3D initialisation: both inflations start from the chain's 2D arm, at the published patch in full.
+  const auto init = find(full, "init");
+  ASSERT_EQ(init.arms.size(), 3u);
+  for (size_t k : {1, 2}) {
+    EXPECT_EQ(full.arm(init.arms[k].second).inflate_from, init.arms[0].second);
+    EXPECT_EQ(full.arm(init.arms[k].second).config.at("model.vision_cfg.hlip.patch_size"), json({8, 16, 16}));
+  }
+  EXPECT_EQ(full.arm(init.arms[0].second).config.at("model.vision_cfg.hlip.patch_size"), json({1, 16, 16}));
   EXPECT_EQ(full.arm(find(full, "patch-depth").arms[1].second).config.at("model.vision_cfg.hlip.patch_size"),
             json({6, 16, 16}));
 }

@@ -423,7 +423,8 @@ TEST(AblateSpec, TheSeedSpecPlansBothProfiles) {
   const SweepPlan full = plan_sweep(spec, "full");
   EXPECT_EQ(full.arms.size(), 23u);
   EXPECT_EQ(full.profile.seeds.size(), 3u);
-  // The 2D -> 3D initialisation: both inflations start from the chain's 2D arm, at the published patch in full.
+  // The 2D -> 3D initialisation: both inflations start from the chain's 2D arm, at the published patch in
+  // full.
   const auto init = find(full, "init");
   ASSERT_EQ(init.arms.size(), 3u);
   for (size_t k : {1, 2}) {

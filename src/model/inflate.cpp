@@ -1,13 +1,12 @@
 #include "hlip/model/inflate.h"
 
 #include <cmath>
-#include <filesystem>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include "hlip/core/error.h"
-#include "hlip/io/safetensors.h"
+#include "hlip/model/clip.h"
 #include "hlip/model/pos_embed.h"
 
 namespace hlip::model {
@@ -142,16 +141,12 @@ std::map<std::string, at::Tensor> trunk_to_2d_state_dict(const std::map<std::str
 }
 
 std::map<std::string, at::Tensor> read_2d_source(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::string file = path;
-  if (fs::is_directory(path)) file = (fs::path(path) / "model.safetensors").string();
-  if (!fs::exists(file)) throw Error(fmt::format("{}: no such file (a 2D ViT or an HLIP model)", file));
-  auto tensors = io::read_safetensors(file).tensors;
+  auto tensors = read_model_weights(path);
   const std::string prefix = "visual.trunk.";
   if (tensors.count(prefix + "patch_embed.proj.weight") == 0) {
     if (tensors.count("patch_embed.proj.weight") == 0) {
       throw Error(fmt::format("{}: neither a timm 2D ViT (patch_embed.proj.weight) nor an HLIP model ({})",
-                              file, prefix + "patch_embed.proj.weight"));
+                              path, prefix + "patch_embed.proj.weight"));
     }
     return tensors;
   }
@@ -162,7 +157,7 @@ std::map<std::string, at::Tensor> read_2d_source(const std::string& path) {
   try {
     return trunk_to_2d_state_dict(trunk);
   } catch (const Error& e) {
-    throw Error(fmt::format("{}: {}", file, e.what()));
+    throw Error(fmt::format("{}: {}", path, e.what()));
   }
 }
 

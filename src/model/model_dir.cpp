@@ -82,7 +82,7 @@ std::map<std::string, at::Tensor> read_sharded(const fs::path& index_path) {
   return state;
 }
 
-std::map<std::string, at::Tensor> read_weights(const fs::path& root) {
+std::map<std::string, at::Tensor> read_dir_weights(const fs::path& root) {
   std::error_code error;
   if (fs::is_regular_file(root / kWeightsFile, error))
     return io::read_safetensors((root / kWeightsFile).string()).tensors;
@@ -136,6 +136,12 @@ void copy_file_atomic(const fs::path& from, const fs::path& to) {
 
 }  // namespace
 
+std::map<std::string, at::Tensor> read_model_weights(const std::string& path) {
+  std::error_code error;
+  if (fs::is_directory(path, error)) return read_dir_weights(path);
+  return io::read_safetensors(path).tensors;
+}
+
 HlipClip load_model_dir(const std::string& dir, const ModelDirOptions& options, LoadReport* report) {
   std::error_code error;
   const fs::path root(dir);
@@ -149,7 +155,7 @@ HlipClip load_model_dir(const std::string& dir, const ModelDirOptions& options, 
     throw Error(fmt::format("{}: no {}; name its config (one of {}) or a JSON file", dir, kConfigFile,
                             fmt::join(known_model_configs(), ", ")));
   }
-  std::map<std::string, at::Tensor> state = read_weights(root);
+  std::map<std::string, at::Tensor> state = read_dir_weights(root);
   strip_module_prefix(state);
   if (options.adapt_to_weights) adapt_to_weights(config, state, dir);
   if (options.adjust_config) options.adjust_config(config);

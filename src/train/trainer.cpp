@@ -116,17 +116,11 @@ Checkpoint read_checkpoint(const std::string& path) {
   return out;
 }
 
-// Weights to fine-tune from: a model folder, a training checkpoint, or a bare
-// safetensors file.
+// Weights to fine-tune from: a model folder, a training checkpoint (without its optimizer state and RNG), or
+// a bare safetensors file.
 std::map<std::string, at::Tensor> read_weights(const std::string& path) {
-  if (fs::is_directory(path)) {
-    const fs::path file = fs::path(path) / "model.safetensors";
-    if (!fs::exists(file)) throw Error(fmt::format("{}: no model.safetensors in this folder", path));
-    return io::read_safetensors(file.string()).tensors;
-  }
-  auto file = io::read_safetensors(path);
   std::map<std::string, at::Tensor> out;
-  for (auto& [name, tensor] : file.tensors) {
+  for (auto& [name, tensor] : model::read_model_weights(path)) {
     if (name.rfind(kOptimizerPrefix, 0) != 0 && name != kRngKey) out.emplace(name, tensor);
   }
   return out;

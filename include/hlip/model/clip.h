@@ -169,6 +169,11 @@ struct ModelDirOptions {
 HlipClip load_model_dir(const std::string& dir, const ModelDirOptions& options = {},
                         LoadReport* report = nullptr);
 
+// The tensors of a model folder (model.safetensors, or a sharded index and its shards) or of one safetensors
+// file (weights, or a training checkpoint with its optimizer state), by name, as stored. Errors name the
+// path.
+std::map<std::string, at::Tensor> read_model_weights(const std::string& path);
+
 struct SaveModelDirOptions {
   // A tokenizer folder (vocab.txt and, if present, tokenizer_config.json and special_tokens_map.json) or a
   // bare vocab.txt, copied into `dir/tokenizer/`.

@@ -250,8 +250,12 @@ std::string join_labels(const SweepPlan& plan, const std::string& id) {
 
 class Sweep {
  public:
-  Sweep(const AblateOptions& options, SweepPlan plan, fs::path dir, int threads_per_job)
-      : options_(options), plan_(std::move(plan)), dir_(std::move(dir)), threads_per_job_(threads_per_job) {
+  Sweep(const AblateOptions& options, SweepPlan plan, fs::path dir, int jobs, int threads_per_job)
+      : options_(options),
+        plan_(std::move(plan)),
+        dir_(std::move(dir)),
+        jobs_(jobs),
+        threads_per_job_(threads_per_job) {
     std::set<std::string> selected;
     std::function<void(const std::string&)> select = [&](const std::string& id) {
       if (!selected.insert(id).second) return;
@@ -290,8 +294,7 @@ class Sweep {
     const auto start = Clock::now();
     write_sweep();
     std::vector<std::thread> workers;
-    const int jobs = options_.jobs > 0 ? options_.jobs : plan_.profile.jobs;
-    for (int j = 0; j < jobs; ++j)
+    for (int j = 0; j < jobs_; ++j)
       workers.emplace_back([this] { work(); });
     for (auto& worker : workers)
       worker.join();
@@ -526,6 +529,7 @@ class Sweep {
   SweepPlan plan_;
   fs::path dir_;
   Data data_;
+  int jobs_;  // runs at once
   int threads_per_job_;
   std::vector<Run> runs_;
   std::mutex mutex_;
@@ -630,7 +634,7 @@ SweepSummary run_sweep(const AblateOptions& options) {
                      plan.profile.seeds.size(), jobs, per_job)
               << std::flush;
   }
-  Sweep sweep(options, std::move(plan), dir, per_job);  // checks --only first
+  Sweep sweep(options, std::move(plan), dir, jobs, per_job);  // checks --only first
   create_directories(dir.string());
   sweep.set_data(prepare_data(sweep.plan(), dir, options, total));
   return sweep.run();

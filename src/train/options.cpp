@@ -19,8 +19,7 @@ const std::vector<OptionField>& train_option_fields() {
       {"finetune", "Start from these weights: a model folder or a checkpoint", &O::finetune},
       {"init_2d",
        "Initialise the vision trunk from a 2D ViT (timm safetensors, or an HLIP model whose kernels are "
-       "summed "
-       "over depth), inflated to 3D",
+       "summed over depth), inflated to 3D",
        &O::init_2d},
       {"init_2d_inflation", "How --init-2d spreads a 2D kernel over the patch depth: average | central",
        &O::init_2d_inflation},

@@ -91,9 +91,9 @@ ZeroShotTask parse_task(const nlohmann::json& json, const std::string& origin);
 std::vector<std::string> known_tasks();  // sorted
 
 // Replaces every template of `task` (the task's, each class's and the negative ones) by `templates`, each
-// with
-// "{c}": a model trained on whole reports (`--text-process report`) never saw the sentence prefix of HLIP's
-// "This study shows: {c}." and is scored with "{c}." instead. An error names the template without "{c}".
+// with "{c}": a model trained on whole reports (`--text-process report`) never saw the sentence prefix of
+// HLIP's "This study shows: {c}." and is scored with "{c}." instead. An error names the template without
+// "{c}".
 void set_templates(ZeroShotTask& task, const std::vector<std::string>& templates);
 
 // An ad-hoc multiclass task over `classes` (each name is its prompt and label), e.g. for `--classes`.

@@ -28,6 +28,17 @@ StudyLoader::StudyLoader(const StudyDataset& dataset, LoaderOptions options)
   if (options_.num_scans < 0) throw UsageError(fmt::format("num scans {} is negative", options_.num_scans));
   if (options_.workers < 0) throw UsageError(fmt::format("workers {} is negative", options_.workers));
   if (options_.prefetch < 1) options_.prefetch = 1;
+  if (options_.world_size < 1 || options_.rank < 0 || options_.rank >= options_.world_size) {
+    throw UsageError(fmt::format("loader rank {} of world size {} is out of range", options_.rank,
+                                 options_.world_size));
+  }
+  if (options_.world_size > 1 && !options_.drop_last)
+    throw UsageError("a loader shared by several ranks needs drop_last (equal batches on every rank)");
+}
+
+int64_t StudyLoader::batches_in(int64_t studies) const {
+  const int64_t global = options_.batch_size * options_.world_size;
+  return options_.drop_last ? studies / global : (studies + global - 1) / global;
 }
 
 StudyLoader::~StudyLoader() {
@@ -43,8 +54,7 @@ int64_t StudyLoader::batches_per_epoch() const {
     expected += dataset_.sources()[static_cast<size_t>(dataset_.entry(i).source)].weight;
   }
   const auto studies = static_cast<int64_t>(std::llround(expected));
-  return options_.drop_last ? studies / options_.batch_size
-                            : (studies + options_.batch_size - 1) / options_.batch_size;
+  return batches_in(studies);
 }
 
 at::Tensor StudyLoader::acquire_buffer(at::IntArrayRef sizes) const {
@@ -67,7 +77,7 @@ StudyBatch StudyLoader::build_batch(int64_t epoch, int64_t batch, const std::vec
   StudyBatch out;
   out.epoch = epoch;
   out.batch = batch;
-  const int64_t begin = batch * options_.batch_size;
+  const int64_t begin = (batch * options_.world_size + options_.rank) * options_.batch_size;
   const int64_t end = std::min<int64_t>(begin + options_.batch_size, static_cast<int64_t>(order.size()));
   at::Tensor buffer;
   std::vector<int64_t> filled;  // slots that hold a study
@@ -117,8 +127,7 @@ void StudyLoader::start(int64_t epoch, int64_t first_batch) {
   stop();
   std::vector<int64_t> order = dataset_.epoch_order(options_.seed, epoch, options_.shuffle);
   const auto studies = static_cast<int64_t>(order.size());
-  const int64_t batches = options_.drop_last ? studies / options_.batch_size
-                                             : (studies + options_.batch_size - 1) / options_.batch_size;
+  const int64_t batches = batches_in(studies);
   std::lock_guard lock(mutex_);
   order_ = std::move(order);
   epoch_ = epoch;

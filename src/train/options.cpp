@@ -76,6 +76,16 @@ const std::vector<OptionField>& train_option_fields() {
       {"zeroshot_template", "Prompt template with {c} replacing the zero-shot task's (e.g. \"{c}.\")",
        &O::zeroshot_template},
       {"delete_previous_checkpoint", "Keep only the newest epoch checkpoint", &O::delete_previous_checkpoint},
+      {"nproc_per_node",
+       "Data-parallel: start N worker processes on this machine (torchrun's RANK/WORLD_SIZE or Slurm's "
+       "variables, when set, say the job's shape instead)",
+       &O::nproc_per_node},
+      {"gather_with_grad", "Data-parallel: gradients flow through the gathered features of every rank",
+       &O::gather_with_grad},
+      {"local_loss", "Data-parallel: each rank's rows against the gathered columns, not the full matrix",
+       &O::local_loss},
+      {"dist_timeout", "Data-parallel: seconds to wait for a peer before stopping with an error",
+       &O::dist_timeout},
   };
   return fields;
 }

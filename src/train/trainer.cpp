@@ -32,6 +32,7 @@
 #include "hlip/model/state_dict.h"
 #include "hlip/text/tensors.h"
 #include "hlip/text/tokenizer.h"
+#include "hlip/train/distributed.h"
 #include "hlip/train/optim.h"
 #include "hlip/train/options.h"
 
@@ -45,6 +46,11 @@ constexpr int kMaxBadStepsInARow = 10;
 constexpr const char* kCheckpointKey = "hlip.checkpoint";
 constexpr const char* kOptimizerPrefix = "optimizer.";
 constexpr const char* kRngKey = "rng.cpu";
+constexpr const char* kRankRngKey = "rng.cpu.ranks";  // data-parallel: every rank's generator state, by rank
+
+bool is_rng_key(const std::string& name) {
+  return name.rfind("rng.", 0) == 0;
+}
 
 enum class Precision { kFp32, kAmpBf16, kPureBf16 };
 
@@ -86,6 +92,7 @@ struct Checkpoint {
   std::map<std::string, at::Tensor> model;
   std::map<std::string, at::Tensor> optimizer;
   at::Tensor rng;
+  at::Tensor rank_rng;  // [world, state bytes] of a data-parallel run
   Position position;
   json meta;
 };
@@ -107,6 +114,10 @@ Checkpoint read_checkpoint(const std::string& path) {
   for (auto& [name, tensor] : file.tensors) {
     if (name == kRngKey) {
       out.rng = tensor;
+    } else if (name == kRankRngKey) {
+      out.rank_rng = tensor;
+    } else if (is_rng_key(name)) {
+      continue;
     } else if (name.rfind(optimizer_prefix, 0) == 0) {
       out.optimizer.emplace(name.substr(optimizer_prefix.size()), tensor);
     } else {
@@ -121,7 +132,7 @@ Checkpoint read_checkpoint(const std::string& path) {
 std::map<std::string, at::Tensor> read_weights(const std::string& path) {
   std::map<std::string, at::Tensor> out;
   for (auto& [name, tensor] : model::read_model_weights(path)) {
-    if (name.rfind(kOptimizerPrefix, 0) != 0 && name != kRngKey) out.emplace(name, tensor);
+    if (name.rfind(kOptimizerPrefix, 0) != 0 && !is_rng_key(name)) out.emplace(name, tensor);
   }
   return out;
 }
@@ -182,6 +193,15 @@ class Models {
   }
 
   model::HlipClip& compute() { return precision_ == Precision::kAmpBf16 ? compute_ : master; }
+
+  // The compute copy's tensor of each of `parameters` (the master's), matched by name.
+  std::vector<at::Tensor> compute_parameters(const std::vector<NamedParameter>& parameters) {
+    auto named = compute()->named_parameters(true);
+    std::vector<at::Tensor> out;
+    for (const auto& parameter : parameters)
+      out.push_back(named[parameter.name]);
+    return out;
+  }
   at::ScalarType dtype() const { return precision_ == Precision::kFp32 ? at::kFloat : at::kBFloat16; }
 
   // After the master weights changed (load, optimizer step): refresh the bf16
@@ -233,6 +253,10 @@ struct StepLoss {
   at::Tensor total;
   at::Tensor sentence;
   at::Tensor report;
+  // What to log: the values, averaged over ranks in data-parallel training (NaN for an undefined term).
+  double total_value = 0;
+  double sentence_value = 0;
+  double report_value = 0;
 };
 
 class Trainer {
@@ -251,14 +275,21 @@ class Trainer {
   void load_init_2d(model::HlipClipImpl& model);
   void build_data();
   text::TextTensors encode_texts(const std::vector<std::vector<std::string>>& texts) const;
+  // `across_ranks`: in data-parallel training, against the features of every rank (open_clip's gather).
   StepLoss compute_loss(const at::Tensor& image_features, const at::Tensor& text_features,
-                        const model::ClipOutput& output, int64_t batch) const;
+                        const model::ClipOutput& output, int64_t batch, bool across_ranks = true) const;
   model::ClipOutput forward(model::HlipClipImpl& model, const data::StudyBatch& batch,
                             const text::TextTensors& texts) const;
   std::optional<StepLoss> train_step(std::vector<data::StudyBatch>& micro);
   double validation_loss();
   void save_checkpoint(const std::string& name, const Position& position);
   void log_metrics(const json& line);
+  // Data-parallel helpers; with one process they do what that one process needs.
+  bool is_root() const { return !group_ || group_->rank() == 0; }
+  std::string share_from_root(const std::string& value);
+  bool agree_finite(StepLoss& loss);
+  void connect_ranks();
+  void synchronise_start();
 
   TrainOptions options_;
   Evaluator evaluator_;
@@ -282,6 +313,9 @@ class Trainer {
   std::optional<Checkpoint> resumed_;
   bool dual_ = false;
   int64_t skipped_steps_ = 0;
+  DistEnv env_;
+  std::unique_ptr<ProcessGroup> group_;
+  std::unique_ptr<GradReducer> reducer_;
 };
 
 void Trainer::validate_options() const {
@@ -306,10 +340,33 @@ void Trainer::validate_options() const {
   if (options_.warmup < 0) throw UsageError(fmt::format("--warmup {} is negative", options_.warmup));
   (void)parse_schedule(options_.lr_scheduler);
   if (!options_.text_process.empty()) (void)text::parse_text_process(options_.text_process);
+  positive("nproc-per-node", options_.nproc_per_node);
+  if (!(options_.dist_timeout > 0))
+    throw UsageError(fmt::format("--dist-timeout {} must be positive (seconds)", options_.dist_timeout));
+}
+
+// torchrun's or Slurm's variables (set by `--nproc-per-node` for local workers) → the process group.
+void Trainer::connect_ranks() {
+  env_ = dist_env_from_environment();
+  if (!env_.distributed()) return;
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(options_.dist_timeout * 1000));
+  group_ = ProcessGroup::connect(env_, timeout);
+  if (group_->rank() != 0) options_.progress = false;
+}
+
+// Rank 0's `value` on every rank (a run name, a checkpoint path).
+std::string Trainer::share_from_root(const std::string& value) {
+  if (!group_) return value;
+  at::Tensor length = at::tensor({static_cast<int64_t>(value.size())}, at::kLong);
+  group_->broadcast({length});
+  at::Tensor bytes = at::zeros({length.item<int64_t>()}, at::kByte);
+  if (group_->rank() == 0) std::memcpy(bytes.data_ptr(), value.data(), value.size());
+  group_->broadcast({bytes});
+  return std::string(static_cast<const char*>(bytes.data_ptr()), static_cast<size_t>(bytes.numel()));
 }
 
 void Trainer::set_up_run_folder() {
-  const std::string name = options_.name.empty() ? time_stamp() : options_.name;
+  const std::string name = share_from_root(options_.name.empty() ? time_stamp() : options_.name);
   run_dir_ = fs::path(options_.logs) / name;
   const fs::path checkpoints = run_dir_ / "checkpoints";
   if (options_.resume.empty() && fs::exists(checkpoints / "latest")) {
@@ -318,6 +375,13 @@ void Trainer::set_up_run_folder() {
                     "pass --resume latest to continue it, "
                     "or choose another --name",
                     run_dir_.string()));
+  }
+  if (!is_root()) {  // rank 0 alone writes the run folder; the others log warnings and errors
+    logger_ = std::make_shared<spdlog::logger>(
+        fmt::format("train rank {}", group_->rank()),
+        spdlog::sinks_init_list{spdlog::default_logger()->sinks().front()});
+    logger_->set_level(spdlog::level::warn);
+    return;
   }
   create_directories(checkpoints.string());
   logger_ = std::make_shared<spdlog::logger>(
@@ -372,22 +436,44 @@ void Trainer::build_model() {
   if (options_.grad_checkpointing) models_->compute()->set_grad_checkpointing(true);
 
   if (!options_.resume.empty()) {
-    const std::string path = resolve_checkpoint(run_dir_.string(), options_.resume);
+    const std::string path = share_from_root(is_root() ? resolve_checkpoint(run_dir_.string(), options_.resume) : "");
     resumed_ = read_checkpoint(path);
     model::load_state_dict(*model, resumed_->model);
     position_ = resumed_->position;
     logger_->info("resuming from {} at step {} (epoch {}, batch {})", path, position_.step, position_.epoch,
                   position_.next_batch);
   }
+  synchronise_start();
   models_->sync_compute();
   optimizer_ = std::make_unique<AdamW>(
       named_trainable_parameters(*model),
       AdamWOptions{options_.lr, options_.wd, options_.beta1, options_.beta2, options_.eps});
   if (resumed_) {
     optimizer_->load_state(resumed_->optimizer);
-    if (resumed_->rng.defined()) {
-      at::Generator generator = at::detail::getDefaultCPUGenerator();  // a handle to the shared one
+    at::Generator generator = at::detail::getDefaultCPUGenerator();  // a handle to the shared one
+    const int world = group_ ? group_->world_size() : 1;
+    if (resumed_->rank_rng.defined() && resumed_->rank_rng.size(0) == world) {
+      generator.set_state(resumed_->rank_rng[group_ ? group_->rank() : 0].clone());
+    } else if (resumed_->rng.defined() && is_root()) {
       generator.set_state(resumed_->rng);
+    } else if (resumed_->rank_rng.defined()) {
+      logger_->warn("the checkpoint holds the random state of {} ranks, this run has {}: ranks reseeded",
+                    resumed_->rank_rng.size(0), world);
+    }
+  }
+  if (group_) {
+    std::vector<at::Tensor> hooked = models_->compute_parameters(optimizer_->parameters());
+    std::vector<at::Tensor> targets;
+    for (const auto& parameter : optimizer_->parameters())
+      targets.push_back(parameter.tensor);
+    reducer_ = std::make_unique<GradReducer>(*group_, std::move(hooked), std::move(targets));
+    logger_->info("data-parallel: rank {} of {} ({}), Gloo, {} gradient buckets{}{}", group_->rank(),
+                  group_->world_size(), env_.source, reducer_->buckets(),
+                  options_.gather_with_grad ? ", gather with grad" : "", options_.local_loss ? ", local loss" : "");
+    if (options_.local_loss && !options_.gather_with_grad) {
+      logger_->warn(
+          "--local-loss without --gather-with-grad: no gradient flows through the other ranks' rows (as in "
+          "open_clip); add --gather-with-grad for the full gradient");
     }
   }
   int64_t parameters = 0;
@@ -395,6 +481,30 @@ void Trainer::build_model() {
     parameters += p.tensor.numel();
   logger_->info("model {}: {:.2f} M trainable parameters, precision {}", options_.model, parameters / 1e6,
                 options_.precision);
+}
+
+// Data-parallel start: every rank holds rank 0's weights, and ranks other than 0 draw their own random
+// streams (patch dropout, BERT dropout), as open_clip seeds each rank with seed + rank.
+void Trainer::synchronise_start() {
+  if (!group_) return;
+  std::vector<at::Tensor> tensors;
+  {
+    at::NoGradGuard no_grad;
+    for (const auto& item : models_->master->named_parameters(true))
+      tensors.push_back(item.value());
+    for (const auto& item : models_->master->named_buffers(true))
+      tensors.push_back(item.value());
+    // Gloo carries fp32; bf16 weights travel as fp32 and come back exactly.
+    std::vector<at::Tensor> wire;
+    for (const auto& tensor : tensors)
+      wire.push_back(tensor.is_floating_point() ? tensor.to(at::kFloat).contiguous() : tensor.contiguous());
+    group_->broadcast(wire);
+    for (size_t k = 0; k < tensors.size(); ++k)
+      tensors[k].copy_(wire[k]);
+  }
+  if (group_->rank() != 0) {
+    at::manual_seed(derive_seed(derive_seed(options_.seed, name_hash("rank")), static_cast<uint64_t>(group_->rank())));
+  }
 }
 
 // `--init-2d PATH`: the vision trunk from a 2D ViT, inflated to this model's patch and grid (HLIP's 2D → 3D
@@ -481,14 +591,19 @@ void Trainer::build_data() {
   loader.workers = options_.workers;
   loader.report.mode = text::parse_text_process(options_.text_process);
   loader.report_source = options_.report_source;
+  if (group_) {
+    loader.rank = group_->rank();
+    loader.world_size = group_->world_size();
+  }
   loader_ = std::make_unique<data::StudyLoader>(*train_set_, loader);
 
   const int64_t micro_per_step = options_.accum_freq * options_.accum_batch;
   const int64_t steps_per_epoch = loader_->batches_per_epoch() / micro_per_step;
   if (steps_per_epoch < 1) {
-    throw UsageError(fmt::format("{} training studies make no full step of {} × {} × {} studies",
+    throw UsageError(fmt::format("{} training studies make no full step of {} × {} × {} studies{}",
                                  train_set_->size(), options_.batch_size, options_.accum_batch,
-                                 options_.accum_freq));
+                                 options_.accum_freq,
+                                 group_ ? fmt::format(" on each of {} ranks", group_->world_size()) : ""));
   }
   schedule_.schedule = parse_schedule(options_.lr_scheduler);
   schedule_.base_lr = options_.lr;
@@ -520,17 +635,43 @@ model::ClipOutput Trainer::forward(model::HlipClipImpl& model, const data::Study
 }
 
 StepLoss Trainer::compute_loss(const at::Tensor& image_features, const at::Tensor& text_features,
-                               const model::ClipOutput& output, int64_t batch) const {
+                               const model::ClipOutput& output, int64_t batch, bool across_ranks) const {
+  ProcessGroup* group = across_ranks ? group_.get() : nullptr;
   const at::Tensor image = image_features.to(at::kFloat);
   const at::Tensor text = text_features.to(at::kFloat);
   const at::Tensor scale = output.logit_scale.to(at::kFloat);
   const at::Tensor bias = output.logit_bias.defined() ? output.logit_bias.to(at::kFloat) : at::Tensor();
   if (options_.siglip) {
-    const at::Tensor loss = model::siglip_loss(image.select(1, 0), text, scale, bias);
+    at::Tensor loss = model::siglip_loss(image.select(1, 0), text, scale, bias);
+    if (group) {
+      // open_clip's SigLIP across ranks: this rank's images against every other rank's texts as negatives;
+      // the texts travel with their gradient (open_clip's neighbour exchange does too).
+      const at::Tensor all_text = gather_features(*group, text, /*with_grad=*/true);
+      const int64_t rows = text.size(0);
+      for (int r = 0; r < group->world_size(); ++r) {
+        if (r == group->rank()) continue;
+        loss = loss + model::siglip_loss(image.select(1, 0), all_text.slice(0, r * rows, (r + 1) * rows), scale,
+                                         bias, /*negative_only=*/true);
+      }
+    }
     return {loss, loss, at::Tensor()};
   }
   const auto [sentences, reports] = model::split_text_features(text, batch);
-  const auto loss = model::hlip_loss(image, sentences, reports, scale, bias);
+  if (!group) {
+    const auto loss = model::hlip_loss(image, sentences, reports, scale, bias);
+    return {loss.total, loss.sentence, loss.report};
+  }
+  // open_clip's ClipLoss across ranks: features gathered from every rank; the full matrix on every rank,
+  // or with --local-loss this rank's rows against the gathered columns.
+  const bool with_grad = options_.gather_with_grad;
+  model::GatheredFeatures all;
+  all.image = gather_features(*group, image, with_grad);
+  all.sentence = gather_features(*group, sentences, with_grad);
+  if (reports.defined()) all.report = gather_features(*group, reports, with_grad);
+  all.offset = group->rank() * batch;
+  const auto loss = options_.local_loss
+                        ? model::hlip_loss(image, sentences, reports, scale, bias, &all)
+                        : model::hlip_loss(all.image, all.sentence, all.report, scale, bias);
   return {loss.total, loss.sentence, loss.report};
 }
 
@@ -543,7 +684,8 @@ std::optional<StepLoss> Trainer::train_step(std::vector<data::StudyBatch>& micro
   if (micro.size() == 1) {
     const auto output = forward(model, micro[0], texts[0]);
     loss = compute_loss(output.image_features, output.text_features, output, micro[0].image.size(0));
-    if (!std::isfinite(loss.total.item<double>())) return std::nullopt;
+    if (!agree_finite(loss)) return std::nullopt;
+    if (reducer_) reducer_->prepare();
     loss.total.backward();
   } else {
     // open_clip's accum-freq: features of every micro-batch without gradients
@@ -574,23 +716,50 @@ std::optional<StepLoss> Trainer::train_step(std::vector<data::StudyBatch>& micro
       at::Tensor text = at::cat(all_sentences);
       if (dual_) text = at::cat({text, at::cat(all_reports)});
       loss = compute_loss(at::cat(all_images), text, output, total);
-      if (!std::isfinite(loss.total.item<double>())) return std::nullopt;
+      if (!agree_finite(loss)) return std::nullopt;
+      if (reducer_ && j + 1 == micro.size()) reducer_->prepare();  // the last pass reduces the sum
       loss.total.backward();
     }
   }
   return loss;
 }
 
+// Whether every rank's loss is finite (all skip the step together otherwise), and the values to log: the
+// mean over ranks.
+bool Trainer::agree_finite(StepLoss& loss) {
+  const auto value = [](const at::Tensor& tensor) {
+    return tensor.defined() ? tensor.item<double>() : std::nan("");
+  };
+  loss.total_value = value(loss.total);
+  loss.sentence_value = value(loss.sentence);
+  loss.report_value = value(loss.report);
+  if (group_) {
+    at::Tensor values = at::tensor({loss.total_value, loss.sentence_value, loss.report_value}, at::kDouble);
+    group_->all_reduce_sum(values);
+    values.div_(group_->world_size());
+    loss.total_value = values[0].item<double>();
+    loss.sentence_value = values[1].item<double>();
+    loss.report_value = values[2].item<double>();
+  }
+  return std::isfinite(loss.total_value);
+}
+
 double Trainer::validation_loss() {
   if (!val_set_) return std::nan("");
   data::LoaderOptions options;
-  options.batch_size = std::min<int64_t>(options_.batch_size * options_.accum_batch, val_set_->size());
+  const int64_t world = group_ ? group_->world_size() : 1;  // each rank scores its share of the batches
+  options.batch_size = std::max<int64_t>(
+      1, std::min<int64_t>(options_.batch_size * options_.accum_batch, val_set_->size() / world));
   options.num_scans = options_.num_scans;
   options.seed = derive_seed(options_.seed, name_hash("validation"));
   options.shuffle = false;
   options.workers = options_.workers;
   options.report.mode = text::parse_text_process(options_.text_process);
   options.report_source = options_.report_source;
+  if (group_) {  // the sums meet below
+    options.rank = group_->rank();
+    options.world_size = group_->world_size();
+  }
   data::StudyLoader loader(*val_set_, options);
   loader.start(0);
   at::NoGradGuard no_grad;
@@ -601,25 +770,38 @@ double Trainer::validation_loss() {
     if (batch->image.size(0) < 2) continue;
     const auto texts = encode_texts(batch->texts);
     const auto output = forward(*models_->compute(), *batch, texts);
-    sum += compute_loss(output.image_features, output.text_features, output, batch->image.size(0))
+    sum += compute_loss(output.image_features, output.text_features, output, batch->image.size(0),
+                        /*across_ranks=*/false)
                .total.item<double>();
     ++count;
+  }
+  if (group_) {
+    at::Tensor totals = at::tensor({sum, static_cast<double>(count)}, at::kDouble);
+    group_->all_reduce_sum(totals);
+    sum = totals[0].item<double>();
+    count = static_cast<int64_t>(totals[1].item<double>());
   }
   models_->train_mode(true);
   return count > 0 ? sum / static_cast<double>(count) : std::nan("");
 }
 
 void Trainer::save_checkpoint(const std::string& name, const Position& position) {
+  const at::Tensor rng = at::detail::getDefaultCPUGenerator().get_state();
+  // Every rank's random state, so that a resumed data-parallel run continues each rank's stream.
+  const at::Tensor rank_rng = group_ ? group_->all_gather(rng.unsqueeze(0)) : at::Tensor();
+  if (!is_root()) return;
   std::map<std::string, at::Tensor> tensors = model::named_state(*models_->master);
   for (const auto& [key, value] : optimizer_->state())
     tensors.emplace(kOptimizerPrefix + key, value);
-  tensors.emplace(kRngKey, at::detail::getDefaultCPUGenerator().get_state());
+  tensors.emplace(kRngKey, rng);
+  if (rank_rng.defined()) tensors.emplace(kRankRngKey, rank_rng);
   const json meta = {{"step", position.step},
                      {"epoch", position.epoch},
                      {"next_batch", position.next_batch},
                      {"skipped_steps", skipped_steps_},
                      {"model_cfg", config_.to_json()},
-                     {"hlip_version", HLIP_VERSION_STRING}};
+                     {"hlip_version", HLIP_VERSION_STRING},
+                     {"world_size", group_ ? group_->world_size() : 1}};
   const fs::path dir = run_dir_ / "checkpoints";
   io::write_safetensors((dir / name).string(), tensors,
                         {{kCheckpointKey, meta.dump()}, {"format", "pt"}, {"params", to_toml(options_)}});
@@ -628,6 +810,7 @@ void Trainer::save_checkpoint(const std::string& name, const Position& position)
 }
 
 void Trainer::log_metrics(const json& line) {
+  if (!is_root()) return;
   metrics_ << line.dump() << "\n";
   metrics_.flush();
   const int64_t step = line.value("step", int64_t{0});
@@ -640,10 +823,11 @@ void Trainer::log_metrics(const json& line) {
 TrainResult Trainer::run() {
   const auto started = std::chrono::steady_clock::now();
   validate_options();
+  connect_ranks();
   set_up_run_folder();
   build_model();
   build_data();
-  write_file_atomic((run_dir_ / "params.toml").string(), to_toml(options_));  // settings as resolved
+  if (is_root()) write_file_atomic((run_dir_ / "params.toml").string(), to_toml(options_));  // as resolved
   models_->train_mode(true);
 
   TrainResult result;
@@ -693,6 +877,7 @@ TrainResult Trainer::run() {
       int64_t studies = 0;
       for (const auto& m : micro)
         studies += m.image.size(0);
+      if (group_) studies *= group_->world_size();  // throughput of the whole job
 
       const double lr = learning_rate(schedule_, position_.step);
       optimizer_->set_lr(lr);
@@ -718,6 +903,7 @@ TrainResult Trainer::run() {
       }
       bad_in_a_row = 0;
       models_->gradients_to_master();
+      if (reducer_) reducer_->finish();  // every rank's gradient, averaged
       const double grad_norm = clip_grad_norm(optimizer_->parameters(), options_.grad_clip_norm);
       optimizer_->step();
       models_->master->clamp_logit_scale();
@@ -727,7 +913,7 @@ TrainResult Trainer::run() {
       studies_seen += studies;
       progress.advance();
 
-      const double total = loss->total.item<double>();
+      const double total = loss->total_value;
       epoch_loss_sum += total;
       ++epoch_loss_count;
       const double seconds =
@@ -744,8 +930,8 @@ TrainResult Trainer::run() {
                      {"data_wait_s", data_wait},
                      {"peak_rss_mib", peak_rss_mib()}};
         if (loss->report.defined()) {
-          line["loss_sentence"] = loss->sentence.item<double>();
-          line["loss_report"] = loss->report.item<double>();
+          line["loss_sentence"] = loss->sentence_value;
+          line["loss_report"] = loss->report_value;
         }
         log_metrics(line);
         progress.set_postfix(fmt::format("loss {} lr {:.2e}", format_metric(total), lr));
@@ -776,14 +962,14 @@ TrainResult Trainer::run() {
       const double val = validation_loss();
       if (std::isfinite(val)) summary["val_loss"] = val;
     }
-    if (epoch_finished && evaluator_ && options_.zeroshot_frequency > 0 &&
+    if (epoch_finished && evaluator_ && is_root() && options_.zeroshot_frequency > 0 &&
         (epoch + 1) % options_.zeroshot_frequency == 0) {
       models_->train_mode(false);
       for (const auto& [key, value] : evaluator_(models_->master, *tokenizer_, epoch + 1))
         summary["zeroshot/" + key] = value;
       models_->train_mode(true);
     }
-    if (summary.size() > 2) {
+    if (summary.size() > 2 && is_root()) {
       log_metrics(summary);
       logger_->info("epoch {} done: {}", epoch + 1, summary.dump());
     }
@@ -802,7 +988,7 @@ TrainResult Trainer::run() {
     if (epoch_loss_count > 0) result.final_loss = epoch_loss_sum / static_cast<double>(epoch_loss_count);
   }
   progress.finish();
-  events_->flush();
+  if (events_) events_->flush();
 
   // The final model, as a released one: open_clip_config.json,
   // model.safetensors and the tokenizer.
@@ -811,7 +997,8 @@ TrainResult Trainer::run() {
   save.tokenizer = tokenizer_path_;
   save.metadata = {{"hlip_run", run_dir_.string()}, {"step", std::to_string(position_.step)}};
   save.preprocess_preset = preset_record_;
-  model::save_model_dir(models_->master, config_, model_dir.string(), save);
+  if (is_root()) model::save_model_dir(models_->master, config_, model_dir.string(), save);
+  if (group_) group_->barrier();  // the model is written before any rank reports success
 
   result.model_dir = model_dir.string();
   result.steps = position_.step;

@@ -2,14 +2,21 @@
 // logs and the final model.
 #include <fmt/format.h>
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <iostream>
 
 #include "command.h"
 #include "hlip/core/error.h"
+#include "hlip/core/runtime.h"
 #include "hlip/data/dataset.h"
 #include "hlip/eval/zeroshot.h"
 #include "hlip/model/clip.h"
 #include "hlip/text/tokenizer.h"
+#include "hlip/train/distributed.h"
 #include "hlip/train/options.h"
 #include "hlip/train/trainer.h"
 
@@ -75,7 +82,15 @@ Command train_command() {
             if (option->count() > 0) train::copy_field(*field, *flags, options);
           }
           if (*no_progress) options.progress = false;
+          if (options.nproc_per_node > 1 && std::getenv("RANK") == nullptr) {
+            // The launcher: this command line again in N workers (docs/distributed.md).
+            return train::spawn_local_workers(static_cast<int>(options.nproc_per_node), at::get_num_threads(),
+                                              std::chrono::milliseconds(static_cast<int64_t>(
+                                                  std::min(options.dist_timeout, 60.0) * 1000)));
+          }
+          if (const char* threads = std::getenv("HLIP_WORKER_THREADS")) configure_threads(std::atoi(threads));
           const auto result = train::train(options, zeroshot_evaluator(options));
+          if (std::getenv("RANK") != nullptr && std::string(std::getenv("RANK")) != "0") return 0;
           std::cout << fmt::format(
               "trained {} steps ({} epochs) in {:.1f} s, {:.2f} studies/s; last epoch loss {:.4f}; {} "
               "skipped steps, {} failed studies\nrun folder: {}\nmodel: {}\n",

@@ -42,6 +42,11 @@ struct LoaderOptions {
   std::string report_source;  // "" = the main report
   text::ReportOptions report;
   bool pin_memory = true;  // page-locked batches when CUDA is present
+  // Data-parallel training: each epoch's order is cut into global batches of world_size × batch_size
+  // studies and this rank gets the rank-th slice of each (drop_last only), so the ranks together see what
+  // one process with the global batch would, with the same per-study draws.
+  int rank = 0;
+  int world_size = 1;
 };
 
 struct StudyBatch {
@@ -78,6 +83,7 @@ class StudyLoader {
  private:
   void stop();
   void worker_loop();
+  int64_t batches_in(int64_t studies) const;
   at::Tensor acquire_buffer(at::IntArrayRef sizes) const;
 
   const StudyDataset& dataset_;

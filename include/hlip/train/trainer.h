@@ -90,6 +90,11 @@ struct TrainOptions {
   std::string zeroshot_split = "val";
   bool progress = true;
   bool delete_previous_checkpoint = false;
+  // Data-parallel (docs/distributed.md)
+  int64_t nproc_per_node = 1;  // `hlip train` starts this many local workers
+  bool gather_with_grad = false;
+  bool local_loss = false;
+  double dist_timeout = 1800;  // seconds
 };
 
 // Every setting as a TOML document (params.toml) and back; unknown keys are errors naming the key.

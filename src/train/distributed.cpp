@@ -181,8 +181,10 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistEnv& env, std::chr
     }
     impl->gloo = c10::make_intrusive<::c10d::ProcessGroupGloo>(impl->store, env.rank, env.world_size, options);
   } catch (const std::exception& e) {
-    throw Error(fmt::format("distributed: rank {} of {}: the Gloo process group did not form within {} s: {}",
-                            env.rank, env.world_size, timeout.count() / 1000, first_line(e.what())));
+    throw Error(fmt::format(
+        "distributed: rank {} of {}: the Gloo process group did not form within {} s (are all {} workers "
+        "started?): {}",
+        env.rank, env.world_size, timeout.count() / 1000, env.world_size, first_line(e.what())));
   }
   return std::unique_ptr<ProcessGroup>(new ProcessGroup(env.rank, env.world_size, timeout, std::move(impl)));
 }

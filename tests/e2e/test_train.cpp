@@ -197,5 +197,152 @@ TEST_F(Train, AKillAtAnyMomentLeavesALoadableCheckpoint) {
   }
 }
 
+// Data-parallel training (docs/distributed.md) on a copy of hlip-tiny without dropout or drop path, so that
+// runs with different numbers of processes can be compared.
+class DataParallel : public Train {
+ protected:
+  static void SetUpTestSuite() {
+    Train::SetUpTestSuite();
+    std::ifstream in(std::string(HLIP_PRESET_DIR) + "/../models/hlip-tiny.json");
+    json config = json::parse(in);
+    config["vision_cfg"]["timm_drop_path"] = 0.0;
+    config["text_cfg"]["hf_config"]["hidden_dropout_prob"] = 0.0;
+    config["text_cfg"]["hf_config"]["attention_probs_dropout_prob"] = 0.0;
+    std::ofstream(root_->path() / "still.json") << config.dump(1);
+  }
+
+  static std::string args(const std::string& name, const std::string& extra) {
+    const fs::path root = root_->path();
+    return "train --config " + (root / "train.toml").string() + " --name " + name + extra + common();
+  }
+
+  // The loss of each step, from metrics.jsonl.
+  static std::vector<double> losses(const std::string& name) {
+    std::vector<double> out;
+    for (const auto& line : lines_of((root_->path() / "logs" / name / "metrics.jsonl").string())) {
+      const json j = json::parse(line);
+      if (j.contains("loss")) out.push_back(j.at("loss").get<double>());
+    }
+    return out;
+  }
+
+  // The largest difference between two runs' final weights.
+  static double weight_difference(const std::string& a, const std::string& b) {
+    const auto path = [](const std::string& name) {
+      return (root_->path() / "logs" / name / "model/model.safetensors").string();
+    };
+    const auto first = read_safetensors_raw(path(a));
+    const auto second = read_safetensors_raw(path(b));
+    EXPECT_EQ(first.size(), second.size());
+    double worst = 0;
+    for (const auto& [key, tensor] : first) {
+      const auto x = as_floats(tensor);
+      const auto y = as_floats(second.at(key));
+      for (size_t i = 0; i < x.size(); ++i)
+        worst = std::max(worst, static_cast<double>(std::abs(x[i] - y.at(i))));
+    }
+    return worst;
+  }
+};
+
+TEST_F(DataParallel, TwoProcessesEqualOneWithTheGlobalBatch) {
+  const std::string still = " --model " + (root_->path() / "still.json").string() + " --epochs 3";
+  auto result = run_hlip(args("one", still + " --batch-size 8"));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto reference = losses("one");
+  ASSERT_EQ(reference.size(), 3u);
+  for (const std::string flags : {"", " --gather-with-grad", " --gather-with-grad --local-loss"}) {
+    const std::string name = "two" + std::to_string(flags.size());
+    result = run_hlip(args(name, still + " --batch-size 4 --nproc-per-node 2" + flags));
+    ASSERT_EQ(result.exit_code, 0) << flags << result.err;
+    const auto summaries = result.out.find("trained 3 steps");
+    EXPECT_NE(summaries, std::string::npos) << result.out;
+    EXPECT_EQ(result.out.find("trained", summaries + 1), std::string::npos) << "rank 0 alone reports";
+    // With the gradient through every rank's features the update is the one process's (fp32 reduction
+    // order aside). Without it, as in open_clip, the towers get 1/world of the gradient, which Adam's
+    // normalisation undoes except where a gradient is near its epsilon: the losses agree less closely.
+    const double tolerance = flags.empty() ? 1e-4 : 2e-6;
+    const auto two = losses(name);
+    ASSERT_EQ(two.size(), reference.size()) << flags;  // rank 0 alone writes metrics
+    for (size_t k = 0; k < two.size(); ++k)
+      EXPECT_NEAR(two[k], reference[k], tolerance) << flags << " step " << k + 1;
+    if (!flags.empty()) {
+      EXPECT_LT(weight_difference("one", name), 5e-5) << flags;
+    }
+  }
+}
+
+TEST_F(DataParallel, AResumedRunContinuesEveryRanksStream) {
+  // hlip-tiny's own dropout and drop path draw from each rank's generator, which the checkpoint keeps.
+  const std::string flags = " --epochs 4 --batch-size 4 --nproc-per-node 2 --lr-scheduler const";
+  auto result = run_hlip(args("whole", flags));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  result = run_hlip(args("halves", flags + " --max-steps 2"));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const fs::path checkpoints = root_->path() / "logs/halves/checkpoints";
+  const json header =
+      read_safetensors_header((checkpoints / lines_of((checkpoints / "latest").string()).at(0)).string());
+  EXPECT_EQ(header.at("rng.cpu.ranks").at("shape"), json::parse("[2, 5056]"));
+  result = run_hlip(args("halves", flags + " --resume latest"));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(losses("halves"), losses("whole"));
+  EXPECT_EQ(weight_difference("whole", "halves"), 0.0);
+}
+
+TEST_F(DataParallel, AWorkerThatDiesStopsTheOthersWithAClearError) {
+  // Two workers started the way torchrun starts them; rank 1 is killed once training is under way.
+  const fs::path root = root_->path();
+  const int port = 20000 + static_cast<int>(getpid() % 20000);
+  const std::string command = std::string(HLIP_BINARY) + " " +
+                              args("orphan", " --epochs 1000 --batch-size 4 --dist-timeout 20 --save-every-steps 1");
+  pid_t pids[2];
+  for (int rank = 0; rank < 2; ++rank) {
+    pids[rank] = fork();
+    ASSERT_GE(pids[rank], 0);
+    if (pids[rank] == 0) {
+      const std::string env = "RANK=" + std::to_string(rank) + " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                              std::to_string(port);
+      const std::string log = (root / ("orphan" + std::to_string(rank) + ".err")).string();
+      execl("/bin/sh", "sh", "-c", ("exec env " + env + " " + command + " >/dev/null 2>" + log).c_str(),
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+  }
+  const fs::path latest = root / "logs/orphan/checkpoints/latest";
+  for (int waited = 0; waited < 1200 && !fs::exists(latest); ++waited)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  kill(pids[1], SIGKILL);
+  int status = 0;
+  waitpid(pids[1], &status, 0);
+  // Rank 0 must end by itself (a hang would be killed after two minutes and fail the test).
+  bool ended = false;
+  for (int waited = 0; waited < 1200 && !ended; ++waited) {
+    ended = waitpid(pids[0], &status, WNOHANG) == pids[0];
+    if (!ended) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!ended) {
+    kill(pids[0], SIGKILL);
+    waitpid(pids[0], &status, 0);
+  }
+  ASSERT_TRUE(fs::exists(latest)) << read_file((root / "orphan0.err").string());
+  ASSERT_TRUE(ended) << "rank 0 did not stop after its peer died";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+  const auto err = lines_of((root / "orphan0.err").string());
+  ASSERT_FALSE(err.empty());
+  EXPECT_NE(err.back().find("hlip: error: distributed: rank 0:"), std::string::npos) << err.back();
+  EXPECT_NE(err.back().find("a peer died"), std::string::npos) << err.back();
+  // What was saved before stays loadable.
+  const auto inspect = run_hlip("inspect " + (root / "logs/orphan/checkpoints" / lines_of(latest.string())[0]).string());
+  EXPECT_EQ(inspect.exit_code, 0) << inspect.err;
+}
+
+TEST_F(DataParallel, TheLauncherNamesTheWorkerThatFailed) {
+  // A setting every worker rejects: each says so, and the launcher's status is theirs.
+  const auto result = run_hlip(args("nothing", " --nproc-per-node 2 --train-split nowhere"));
+  EXPECT_EQ(result.exit_code, 2) << result.err;
+  EXPECT_NE(result.err.find("hlip: train: worker of rank"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("exited with status 2"), std::string::npos) << result.err;
+}
+
 }  // namespace
 }  // namespace hlip::test

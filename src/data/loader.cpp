@@ -29,11 +29,9 @@ StudyLoader::StudyLoader(const StudyDataset& dataset, LoaderOptions options)
   if (options_.workers < 0) throw UsageError(fmt::format("workers {} is negative", options_.workers));
   if (options_.prefetch < 1) options_.prefetch = 1;
   if (options_.world_size < 1 || options_.rank < 0 || options_.rank >= options_.world_size) {
-    throw UsageError(fmt::format("loader rank {} of world size {} is out of range", options_.rank,
-                                 options_.world_size));
+    throw UsageError(
+        fmt::format("loader rank {} of world size {} is out of range", options_.rank, options_.world_size));
   }
-  if (options_.world_size > 1 && !options_.drop_last)
-    throw UsageError("a loader shared by several ranks needs drop_last (equal batches on every rank)");
 }
 
 int64_t StudyLoader::batches_in(int64_t studies) const {

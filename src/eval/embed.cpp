@@ -90,6 +90,51 @@ at::Tensor study_image_from_files(const std::vector<std::string>& paths, const p
   return study_image_from_volumes(volumes, preset, normalization);
 }
 
+namespace {
+
+// Every process's embedded rows (their dataset indices in out.indices) → all of them in data order, in every
+// process; failures summed. Shares differ in length (failures, the tail), so each is padded to the longest.
+void gather_shards(const data::StudyDataset& dataset, const data::Shard& shard, std::vector<at::Tensor>& rows,
+                   StudyEmbeddings& out) {
+  const int64_t count = static_cast<int64_t>(rows.size());
+  at::Tensor header = at::zeros({1, 4}, at::kLong);
+  header[0][0] = count;
+  header[0][1] = out.failed;
+  if (count > 0) {
+    header[0][2] = rows.front().size(0);
+    header[0][3] = rows.front().size(1);
+  }
+  const at::Tensor headers = shard.gather(header);
+  const int64_t longest = headers.select(1, 0).max().item<int64_t>();
+  out.failed = headers.select(1, 1).sum().item<int64_t>();
+  const int64_t rows_per_study = headers.select(1, 2).max().item<int64_t>();
+  const int64_t dim = headers.select(1, 3).max().item<int64_t>();
+  if (longest == 0) return;
+  at::Tensor embeddings = at::zeros({longest, rows_per_study, dim}, at::kFloat);
+  at::Tensor indices = at::full({longest}, -1, at::kLong);
+  for (int64_t k = 0; k < count; ++k) {
+    embeddings[k].copy_(rows[static_cast<size_t>(k)]);
+    indices[k] = out.indices[static_cast<size_t>(k)];
+  }
+  const at::Tensor all_embeddings = shard.gather(embeddings);
+  const at::Tensor all_indices = shard.gather(indices);
+  const at::Tensor valid = all_indices.ge(0).nonzero().squeeze(1);
+  const at::Tensor order = all_indices.index_select(0, valid).argsort();
+  const at::Tensor kept = valid.index_select(0, order);
+  rows.clear();
+  out.ids.clear();
+  out.indices.clear();
+  for (int64_t k = 0; k < kept.size(0); ++k) {
+    const int64_t row = kept[k].item<int64_t>();
+    const int64_t index = all_indices[row].item<int64_t>();
+    rows.push_back(all_embeddings[row]);
+    out.indices.push_back(index);
+    out.ids.push_back(dataset.study(index).id);
+  }
+}
+
+}  // namespace
+
 StudyEmbeddings embed_dataset(model::HlipClipImpl& model, const data::StudyDataset& dataset,
                               const EmbedOptions& options) {
   const auto start = std::chrono::steady_clock::now();
@@ -101,6 +146,11 @@ StudyEmbeddings embed_dataset(model::HlipClipImpl& model, const data::StudyDatas
   loader_options.texts = false;
   loader_options.workers = options.workers;
   loader_options.pin_memory = false;
+  const data::Shard& shard = options.shard;
+  if (shard.active()) {  // study i goes to process i mod count
+    loader_options.rank = shard.rank;
+    loader_options.world_size = shard.count;
+  }
   data::StudyLoader loader(dataset, loader_options);
   loader.start(0);
 
@@ -108,7 +158,8 @@ StudyEmbeddings embed_dataset(model::HlipClipImpl& model, const data::StudyDatas
   std::vector<at::Tensor> rows;
   ProgressOptions progress_options;
   if (!options.progress) progress_options.mode = ProgressMode::kOff;
-  Progress progress("embed", dataset.size(), "studies", progress_options);
+  const int64_t share = (dataset.size() - shard.rank + shard.count - 1) / shard.count;
+  Progress progress("embed", share, "studies", progress_options);
   while (auto batch = loader.next()) {
     for (size_t i = 0; i < batch->ids.size(); ++i) {
       rows.push_back(embed_study(model, batch->image[static_cast<int64_t>(i)]));
@@ -119,6 +170,7 @@ StudyEmbeddings embed_dataset(model::HlipClipImpl& model, const data::StudyDatas
   }
   progress.finish();
   out.failed = loader.failed_studies();
+  if (shard.active()) gather_shards(dataset, shard, rows, out);
   if (rows.empty()) {
     throw Error(fmt::format("none of the {} studies could be embedded ({} failed to load)", dataset.size(),
                             out.failed));

@@ -394,6 +394,7 @@ ZeroShotResult evaluate_zeroshot(model::HlipClipImpl& model, const text::Tokeniz
   EmbedOptions embed_options;
   embed_options.workers = options.workers;
   embed_options.progress = options.progress;
+  embed_options.shard = options.shard;
   const StudyEmbeddings embeddings = embed_dataset(model, dataset, embed_options);
   const at::Tensor scores = classifier.score(embeddings.embeddings).contiguous();
   std::vector<std::vector<double>> rows;

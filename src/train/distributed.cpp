@@ -17,12 +17,15 @@
 #include <optional>
 #include <thread>
 
+#include <ATen/Parallel.h>
+
 #ifdef HLIP_HAVE_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
 
 #include "hlip/core/error.h"
+#include "hlip/core/runtime.h"
 
 namespace hlip::train {
 namespace {
@@ -64,7 +67,8 @@ std::string first_slurm_host(const std::string& nodelist) {
     const char c = nodelist[i];
     if (c == '[') {
       in_brackets = true;
-      for (size_t j = i + 1; j < nodelist.size() && std::isdigit(static_cast<unsigned char>(nodelist[j])); ++j)
+      for (size_t j = i + 1; j < nodelist.size() && std::isdigit(static_cast<unsigned char>(nodelist[j]));
+           ++j)
         out += nodelist[j];
       continue;
     }
@@ -84,7 +88,8 @@ DistEnv dist_env_from_environment() {
   if (env_text("WORLD_SIZE") || env_text("RANK")) {
     const auto world = env_int("WORLD_SIZE", 1);
     const auto rank = env_int("RANK", 0);
-    if (!world || !rank) throw Error("environment: RANK and WORLD_SIZE must be set together (torchrun's variables)");
+    if (!world || !rank)
+      throw Error("environment: RANK and WORLD_SIZE must be set together (torchrun's variables)");
     env.world_size = *world;
     env.rank = *rank;
     env.local_rank = env_int("LOCAL_RANK", 0).value_or(env.rank);
@@ -105,7 +110,8 @@ DistEnv dist_env_from_environment() {
   }
   if (const auto address = env_text("MASTER_ADDR")) env.master_addr = *address;
   if (const auto port = env_int("MASTER_PORT", 1)) {
-    if (*port > 65535) throw Error(fmt::format("environment variable MASTER_PORT=\"{}\" is not a port", *port));
+    if (*port > 65535)
+      throw Error(fmt::format("environment variable MASTER_PORT=\"{}\" is not a port", *port));
     env.master_port = *port;
   }
   return env;
@@ -128,8 +134,9 @@ void run_collective(int rank, std::chrono::milliseconds timeout, const char* wha
     auto work = start();
     if (!work->wait(timeout)) throw std::runtime_error("timed out");
   } catch (const std::exception& e) {
-    throw Error(fmt::format("distributed: rank {}: {} failed after a peer died or did not answer within {} s: {}",
-                            rank, what, timeout.count() / 1000, first_line(e.what())));
+    throw Error(
+        fmt::format("distributed: rank {}: {} failed after a peer died or did not answer within {} s: {}",
+                    rank, what, timeout.count() / 1000, first_line(e.what())));
   }
 }
 
@@ -164,11 +171,12 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistEnv& env, std::chr
     store_options.timeout = timeout;
     impl->store = c10::make_intrusive<::c10d::TCPStore>(env.master_addr, store_options);
   } catch (const std::exception& e) {
-    throw Error(fmt::format(
-        "distributed: rank {} of {}: no rendezvous at {}:{} within {} s (MASTER_ADDR, MASTER_PORT; are all {} "
-        "workers started?): {}",
-        env.rank, env.world_size, env.master_addr, env.master_port, timeout.count() / 1000, env.world_size,
-        first_line(e.what())));
+    throw Error(
+        fmt::format("distributed: rank {} of {}: no rendezvous at {}:{} within {} s (MASTER_ADDR, "
+                    "MASTER_PORT; are all {} "
+                    "workers started?): {}",
+                    env.rank, env.world_size, env.master_addr, env.master_port, timeout.count() / 1000,
+                    env.world_size, first_line(e.what())));
   }
   try {
     auto options = ::c10d::ProcessGroupGloo::Options::create(timeout);
@@ -179,7 +187,8 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistEnv& env, std::chr
     } else {
       options->devices.push_back(::c10d::ProcessGroupGloo::createDefaultDevice());
     }
-    impl->gloo = c10::make_intrusive<::c10d::ProcessGroupGloo>(impl->store, env.rank, env.world_size, options);
+    impl->gloo =
+        c10::make_intrusive<::c10d::ProcessGroupGloo>(impl->store, env.rank, env.world_size, options);
   } catch (const std::exception& e) {
     throw Error(fmt::format(
         "distributed: rank {} of {}: the Gloo process group did not form within {} s (are all {} workers "
@@ -208,7 +217,8 @@ std::unique_ptr<ProcessGroup::Pending> ProcessGroup::all_reduce_sum_async(at::Te
   try {
     return std::make_unique<GlooPending>(impl_->gloo->allreduce(one), rank_, timeout_);
   } catch (const std::exception& e) {
-    throw Error(fmt::format("distributed: rank {}: gradient all-reduce failed: {}", rank_, first_line(e.what())));
+    throw Error(
+        fmt::format("distributed: rank {}: gradient all-reduce failed: {}", rank_, first_line(e.what())));
   }
 }
 
@@ -275,11 +285,12 @@ at::Tensor gather_features(ProcessGroup& group, const at::Tensor& local, bool wi
   return out;
 }
 
-GradReducer::GradReducer(ProcessGroup& group, std::vector<at::Tensor> parameters, std::vector<at::Tensor> targets,
-                         int64_t bucket_bytes)
+GradReducer::GradReducer(ProcessGroup& group, std::vector<at::Tensor> parameters,
+                         std::vector<at::Tensor> targets, int64_t bucket_bytes)
     : group_(group), parameters_(std::move(parameters)), targets_(std::move(targets)) {
   if (targets_.empty()) targets_ = parameters_;
-  if (targets_.size() != parameters_.size()) throw Error("GradReducer: parameters and targets differ in number");
+  if (targets_.size() != parameters_.size())
+    throw Error("GradReducer: parameters and targets differ in number");
   bucket_of_.assign(parameters_.size(), 0);
   seen_.assign(parameters_.size(), false);
   int64_t bytes = 0;
@@ -300,7 +311,8 @@ GradReducer::GradReducer(ProcessGroup& group, std::vector<at::Tensor> parameters
     bucket.flat = at::zeros({elements}, at::kFloat);
   }
   for (size_t k = 0; k < parameters_.size(); ++k) {
-    hooks_.push_back(parameters_[k].register_hook([this, k](const at::Tensor& grad) { on_gradient(k, grad); }));
+    hooks_.push_back(
+        parameters_[k].register_hook([this, k](const at::Tensor& grad) { on_gradient(k, grad); }));
   }
 }
 
@@ -315,7 +327,8 @@ void GradReducer::prepare() {
 
 void GradReducer::on_gradient(size_t index, const at::Tensor& grad) {
   if (!armed_) return;
-  if (seen_[index]) throw Error(fmt::format("GradReducer: parameter {} got two gradients in one pass", index));
+  if (seen_[index])
+    throw Error(fmt::format("GradReducer: parameter {} got two gradients in one pass", index));
   seen_[index] = true;
   Bucket& bucket = buckets_[bucket_of_[index]];
   size_t slot = 0;
@@ -330,7 +343,8 @@ void GradReducer::on_gradient(size_t index, const at::Tensor& grad) {
 }
 
 void GradReducer::launch_ready() {
-  while (next_launch_ < buckets_.size() && buckets_[next_launch_].ready == buckets_[next_launch_].members.size()) {
+  while (next_launch_ < buckets_.size() &&
+         buckets_[next_launch_].ready == buckets_[next_launch_].members.size()) {
     Bucket& bucket = buckets_[next_launch_++];
     bucket.pending = group_.all_reduce_sum_async(bucket.flat);
   }
@@ -403,7 +417,8 @@ std::vector<std::string> own_command_line() {
       start = i + 1;
     }
   }
-  if (args.empty()) throw Error("--nproc-per-node: cannot read this process's command line (/proc/self/cmdline)");
+  if (args.empty())
+    throw Error("--nproc-per-node: cannot read this process's command line (/proc/self/cmdline)");
   return args;
 }
 
@@ -460,9 +475,10 @@ int spawn_local_workers(int nproc, int threads, std::chrono::milliseconds grace)
         if (code != 0 && result == 0) {
           result = code;
           failed_at = std::chrono::steady_clock::now();
-          const std::string how = WIFSIGNALED(status) ? fmt::format("was killed by signal {}", WTERMSIG(status))
-                                                      : fmt::format("exited with status {}", code);
-          std::fprintf(stderr, "hlip: train: worker of rank %zu %s; the other workers stop\n", rank, how.c_str());
+          const std::string how = WIFSIGNALED(status)
+                                      ? fmt::format("was killed by signal {}", WTERMSIG(status))
+                                      : fmt::format("exited with status {}", code);
+          std::fprintf(stderr, "hlip: worker of rank %zu %s; the other workers stop\n", rank, how.c_str());
         }
       }
       continue;
@@ -475,6 +491,17 @@ int spawn_local_workers(int nproc, int threads, std::chrono::milliseconds grace)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return result;
+}
+
+std::optional<int> launch_workers_if_asked(int64_t nproc_per_node, double timeout_seconds) {
+  if (nproc_per_node > 1 && std::getenv("RANK") == nullptr) {
+    // A failed worker's peers notice at their next collective; give them up to a minute to say so.
+    const double grace = std::min(timeout_seconds, 60.0);
+    return spawn_local_workers(static_cast<int>(nproc_per_node), at::get_num_threads(),
+                               std::chrono::milliseconds(static_cast<int64_t>(grace * 1000)));
+  }
+  if (const auto threads = env_int("HLIP_WORKER_THREADS", 1)) configure_threads(*threads);
+  return std::nullopt;
 }
 
 }  // namespace hlip::train

@@ -377,9 +377,9 @@ void Trainer::set_up_run_folder() {
                     run_dir_.string()));
   }
   if (!is_root()) {  // rank 0 alone writes the run folder; the others log warnings and errors
-    logger_ = std::make_shared<spdlog::logger>(
-        fmt::format("train rank {}", group_->rank()),
-        spdlog::sinks_init_list{spdlog::default_logger()->sinks().front()});
+    logger_ =
+        std::make_shared<spdlog::logger>(fmt::format("train rank {}", group_->rank()),
+                                         spdlog::sinks_init_list{spdlog::default_logger()->sinks().front()});
     logger_->set_level(spdlog::level::warn);
     return;
   }
@@ -436,7 +436,8 @@ void Trainer::build_model() {
   if (options_.grad_checkpointing) models_->compute()->set_grad_checkpointing(true);
 
   if (!options_.resume.empty()) {
-    const std::string path = share_from_root(is_root() ? resolve_checkpoint(run_dir_.string(), options_.resume) : "");
+    const std::string path =
+        share_from_root(is_root() ? resolve_checkpoint(run_dir_.string(), options_.resume) : "");
     resumed_ = read_checkpoint(path);
     model::load_state_dict(*model, resumed_->model);
     position_ = resumed_->position;
@@ -469,7 +470,8 @@ void Trainer::build_model() {
     reducer_ = std::make_unique<GradReducer>(*group_, std::move(hooked), std::move(targets));
     logger_->info("data-parallel: rank {} of {} ({}), Gloo, {} gradient buckets{}{}", group_->rank(),
                   group_->world_size(), env_.source, reducer_->buckets(),
-                  options_.gather_with_grad ? ", gather with grad" : "", options_.local_loss ? ", local loss" : "");
+                  options_.gather_with_grad ? ", gather with grad" : "",
+                  options_.local_loss ? ", local loss" : "");
     if (options_.local_loss && !options_.gather_with_grad) {
       logger_->warn(
           "--local-loss without --gather-with-grad: no gradient flows through the other ranks' rows (as in "
@@ -503,7 +505,8 @@ void Trainer::synchronise_start() {
       tensors[k].copy_(wire[k]);
   }
   if (group_->rank() != 0) {
-    at::manual_seed(derive_seed(derive_seed(options_.seed, name_hash("rank")), static_cast<uint64_t>(group_->rank())));
+    at::manual_seed(
+        derive_seed(derive_seed(options_.seed, name_hash("rank")), static_cast<uint64_t>(group_->rank())));
   }
 }
 
@@ -650,8 +653,8 @@ StepLoss Trainer::compute_loss(const at::Tensor& image_features, const at::Tenso
       const int64_t rows = text.size(0);
       for (int r = 0; r < group->world_size(); ++r) {
         if (r == group->rank()) continue;
-        loss = loss + model::siglip_loss(image.select(1, 0), all_text.slice(0, r * rows, (r + 1) * rows), scale,
-                                         bias, /*negative_only=*/true);
+        loss = loss + model::siglip_loss(image.select(1, 0), all_text.slice(0, r * rows, (r + 1) * rows),
+                                         scale, bias, /*negative_only=*/true);
       }
     }
     return {loss, loss, at::Tensor()};
@@ -669,9 +672,8 @@ StepLoss Trainer::compute_loss(const at::Tensor& image_features, const at::Tenso
   all.sentence = gather_features(*group, sentences, with_grad);
   if (reports.defined()) all.report = gather_features(*group, reports, with_grad);
   all.offset = group->rank() * batch;
-  const auto loss = options_.local_loss
-                        ? model::hlip_loss(image, sentences, reports, scale, bias, &all)
-                        : model::hlip_loss(all.image, all.sentence, all.report, scale, bias);
+  const auto loss = options_.local_loss ? model::hlip_loss(image, sentences, reports, scale, bias, &all)
+                                        : model::hlip_loss(all.image, all.sentence, all.report, scale, bias);
   return {loss.total, loss.sentence, loss.report};
 }
 
@@ -962,10 +964,14 @@ TrainResult Trainer::run() {
       const double val = validation_loss();
       if (std::isfinite(val)) summary["val_loss"] = val;
     }
-    if (epoch_finished && evaluator_ && is_root() && options_.zeroshot_frequency > 0 &&
+    if (epoch_finished && evaluator_ && options_.zeroshot_frequency > 0 &&
         (epoch + 1) % options_.zeroshot_frequency == 0) {
       models_->train_mode(false);
-      for (const auto& [key, value] : evaluator_(models_->master, *tokenizer_, epoch + 1))
+      data::Shard shard;
+      if (group_)
+        shard = {group_->rank(), group_->world_size(),
+                 [this](const at::Tensor& t) { return group_->all_gather(t); }};
+      for (const auto& [key, value] : evaluator_(models_->master, *tokenizer_, epoch + 1, shard))
         summary["zeroshot/" + key] = value;
       models_->train_mode(true);
     }

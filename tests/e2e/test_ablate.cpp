@@ -222,8 +222,8 @@ TEST_F(Ablate, AKilledSweepResumesWhereItStopped) {
   waitpid(pid, &status, 0);
   ASSERT_FALSE(first_done.empty()) << "no run finished within two minutes";
   const auto done_time = fs::last_write_time(first_done);
-  // Count finished runs by their DONE markers, which is what a resume trusts: sweep.json is updated a moment after
-  // DONE is written, so the kill can fall between the two.
+  // Count finished runs by their DONE markers, which is what a resume trusts: sweep.json is updated a moment
+  // after DONE is written, so the kill can fall between the two.
   int done = 0;
   for (const auto& arm : fs::directory_iterator(out / "arms"))
     done += fs::exists(arm.path() / "seed-0/DONE");

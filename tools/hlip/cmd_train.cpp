@@ -2,16 +2,11 @@
 // logs and the final model.
 #include <fmt/format.h>
 
-#include <ATen/Parallel.h>
-
-#include <algorithm>
-#include <chrono>
 #include <cstdlib>
 #include <iostream>
 
 #include "command.h"
 #include "hlip/core/error.h"
-#include "hlip/core/runtime.h"
 #include "hlip/data/dataset.h"
 #include "hlip/eval/zeroshot.h"
 #include "hlip/model/clip.h"
@@ -40,9 +35,11 @@ train::Evaluator zeroshot_evaluator(const train::TrainOptions& options) {
                                  options.zeroshot_split));
   }
   const int workers = options.workers;
-  return [task, dataset, workers](model::HlipClip& model, const text::Tokenizer& tokenizer, int64_t) {
+  return [task, dataset, workers](model::HlipClip& model, const text::Tokenizer& tokenizer, int64_t,
+                                  const data::Shard& shard) {
     eval::ZeroShotOptions zeroshot;
     zeroshot.workers = workers;
+    zeroshot.shard = shard;
     return eval::zeroshot_summary(eval::evaluate_zeroshot(*model, tokenizer, *task, *dataset, zeroshot));
   };
 }
@@ -82,13 +79,10 @@ Command train_command() {
             if (option->count() > 0) train::copy_field(*field, *flags, options);
           }
           if (*no_progress) options.progress = false;
-          if (options.nproc_per_node > 1 && std::getenv("RANK") == nullptr) {
-            // The launcher: this command line again in N workers (docs/distributed.md).
-            return train::spawn_local_workers(static_cast<int>(options.nproc_per_node), at::get_num_threads(),
-                                              std::chrono::milliseconds(static_cast<int64_t>(
-                                                  std::min(options.dist_timeout, 60.0) * 1000)));
-          }
-          if (const char* threads = std::getenv("HLIP_WORKER_THREADS")) configure_threads(std::atoi(threads));
+          // --nproc-per-node N: this command line again in N workers (docs/distributed.md).
+          if (const auto status =
+                  train::launch_workers_if_asked(options.nproc_per_node, options.dist_timeout))
+            return *status;
           const auto result = train::train(options, zeroshot_evaluator(options));
           if (std::getenv("RANK") != nullptr && std::string(std::getenv("RANK")) != "0") return 0;
           std::cout << fmt::format(

@@ -28,6 +28,7 @@
 #include "hlip/model/clip.h"
 #include "hlip/preprocess/preset.h"
 #include "hlip/text/tokenizer.h"
+#include "hlip/train/distributed.h"
 
 namespace hlip::cli {
 namespace {
@@ -100,7 +101,39 @@ struct ZeroShotArgs {
   int64_t seed = -1;
   int workers = 2;
   bool no_progress = false;
+  int64_t nproc_per_node = 1;
+  double dist_timeout = 1800;
 };
+
+// --nproc-per-node N, or torchrun's / Slurm's variables: several processes share the split's studies and
+// rank 0 writes the result (docs/distributed.md).
+void add_parallel_flags(CLI::App& app, ZeroShotArgs& args) {
+  app.add_option("--nproc-per-node", args.nproc_per_node,
+                 "Start N local processes that share the studies (torchrun's or Slurm's variables, when set, "
+                 "say the job's shape instead)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--dist-timeout", args.dist_timeout, "Seconds to wait for a peer process")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+}
+
+struct Sharding {
+  std::unique_ptr<train::ProcessGroup> group;
+  data::Shard shard;
+  bool root() const { return !group || group->rank() == 0; }
+};
+
+Sharding connect_shards(const ZeroShotArgs& args) {
+  Sharding out;
+  const train::DistEnv env = train::dist_env_from_environment();
+  if (!env.distributed()) return out;
+  out.group = train::ProcessGroup::connect(
+      env, std::chrono::milliseconds(static_cast<int64_t>(args.dist_timeout * 1000)));
+  train::ProcessGroup* group = out.group.get();
+  out.shard = {group->rank(), group->world_size(),
+               [group](const at::Tensor& t) { return group->all_gather(t); }};
+  return out;
+}
 
 eval::ZeroShotTask make_task(const ZeroShotArgs& args) {
   if (args.task.empty() == args.classes.empty()) throw UsageError("give one of --task and --classes");
@@ -281,6 +314,8 @@ int run_split(const ZeroShotArgs& args) {
   }
   if (args.json) throw UsageError("--json is for --study; a split writes OUT/results.json");
   if (!args.explain.empty()) throw UsageError("--explain is for --study: it maps one study's scans");
+  if (const auto status = train::launch_workers_if_asked(args.nproc_per_node, args.dist_timeout))
+    return *status;
   const eval::ZeroShotTask task = make_task(args);
   const data::StudyDataset dataset =
       split_dataset(args.data, args.split,
@@ -295,11 +330,14 @@ int run_split(const ZeroShotArgs& args) {
     options.bootstrap = bootstrap;
   }
   options.workers = args.workers;
-  options.progress = !args.no_progress;
+  const Sharding sharding = connect_shards(args);
+  options.shard = sharding.shard;
+  options.progress = !args.no_progress && sharding.root();
   options.model = args.model;
   options.data = args.data;
   options.split = args.split;
   const eval::ZeroShotResult result = eval::evaluate_zeroshot(*clip, tokenizer, task, dataset, options);
+  if (!sharding.root()) return 0;
   create_directories(args.out);
   const std::string results = (fs::path(args.out) / "results.json").string();
   const std::string scores = (fs::path(args.out) / "scores.csv").string();
@@ -383,7 +421,12 @@ Command zeroshot_command() {
             ->check(CLI::NonNegativeNumber);
         app.add_option("--workers", args->workers, "Threads reading studies ahead")->capture_default_str();
         app.add_flag("--no-progress", args->no_progress, "Hide the progress bar");
-        return [args] { return args->study.empty() ? run_split(*args) : run_single_study(*args); };
+        add_parallel_flags(app, *args);
+        return [args] {
+          if (!args->study.empty() && args->nproc_per_node > 1)
+            throw UsageError("--nproc-per-node is for a split (--data), not one --study");
+          return args->study.empty() ? run_split(*args) : run_single_study(*args);
+        };
       }};
 }
 
@@ -421,7 +464,10 @@ Command embed_command() {
                        "text_embeds [T, E], ids in text_ids");
         app.add_option("--tokenizer", args->tokenizer,
                        "Tokenizer folder or vocab.txt for --reports / --texts (default: MODEL/tokenizer)");
+        add_parallel_flags(app, *args);
         return [args] {
+          if (const auto status = train::launch_workers_if_asked(args->nproc_per_node, args->dist_timeout))
+            return *status;
           const data::StudyDataset dataset = split_dataset(
               args->data, args->split,
               dataset_preset(args->data, args->preset, args->modality.empty() ? "mri" : args->modality));
@@ -434,8 +480,11 @@ Command embed_command() {
           if (args->precision == "bf16") clip->to(at::kBFloat16);  // weights, activations and inputs
           eval::EmbedOptions options;
           options.workers = args->workers;
-          options.progress = !args->no_progress;
+          const Sharding sharding = connect_shards(*args);
+          options.shard = sharding.shard;
+          options.progress = !args->no_progress && sharding.root();
           const eval::StudyEmbeddings embeddings = eval::embed_dataset(*clip, dataset, options);
+          if (!sharding.root()) return 0;  // rank 0 embeds the texts and writes the file
           std::optional<eval::TextEmbeddings> reports, texts;
           std::optional<text::Tokenizer> tokenizer;
           if (args->reports || listed) tokenizer = load_tokenizer(args->tokenizer, args->model);

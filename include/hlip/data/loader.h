@@ -42,9 +42,10 @@ struct LoaderOptions {
   std::string report_source;  // "" = the main report
   text::ReportOptions report;
   bool pin_memory = true;  // page-locked batches when CUDA is present
-  // Data-parallel training: each epoch's order is cut into global batches of world_size × batch_size
-  // studies and this rank gets the rank-th slice of each (drop_last only), so the ranks together see what
-  // one process with the global batch would, with the same per-study draws.
+  // Data-parallel: each epoch's order is cut into global batches of world_size × batch_size studies and
+  // this rank gets the rank-th slice of each, so the ranks together see what one process with the global
+  // batch would, with the same per-study draws. Without drop_last the last global batch may leave a rank
+  // a short or empty batch (empty ones are skipped): fine for evaluation, not for training.
   int rank = 0;
   int world_size = 1;
 };

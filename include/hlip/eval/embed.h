@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "hlip/data/dataset.h"
+#include "hlip/data/shard.h"
 #include "hlip/io/volume.h"
 #include "hlip/model/clip.h"
 #include "hlip/preprocess/preset.h"
@@ -65,6 +66,7 @@ at::Tensor embed_texts(model::HlipClipImpl& model, const text::Tokenizer& tokeni
 struct EmbedOptions {
   int workers = 1;        // loader threads reading studies ahead
   bool progress = false;  // a progress bar on stderr
+  data::Shard shard;      // data-parallel: this process embeds its share; every process gets the whole result
 };
 
 struct StudyEmbeddings {
@@ -75,7 +77,9 @@ struct StudyEmbeddings {
   double seconds = 0.0;
 };
 
-// Every study of `dataset` in order, batch size 1 and all scans (HLIP's evaluation loaders).
+// Every study of `dataset` in order, batch size 1 and all scans (HLIP's evaluation loaders). With an active
+// `options.shard`, each process embeds its share and the shares are gathered: the same result in every
+// process, in data order.
 StudyEmbeddings embed_dataset(model::HlipClipImpl& model, const data::StudyDataset& dataset,
                               const EmbedOptions& options = {});
 

@@ -33,6 +33,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hlip/data/dataset.h"
+#include "hlip/data/shard.h"
 #include "hlip/eval/metrics.h"
 #include "hlip/model/clip.h"
 #include "hlip/text/tokenizer.h"
@@ -204,6 +205,7 @@ struct ZeroShotOptions {
   std::string model;                          // recorded in the results
   std::string data;
   std::string split;
+  data::Shard shard;  // data-parallel: each process embeds its share; all get the whole result
 };
 
 // Scores every study of `dataset` (batch size 1, all scans, model in eval mode without gradients; its

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -137,5 +138,10 @@ class GradReducer {
 // the exit status: 0 when all succeed, else the first failure's; when one worker fails the others are
 // given `grace` to stop on their own (they see the broken group) and then terminated.
 int spawn_local_workers(int nproc, int threads, std::chrono::milliseconds grace);
+
+// For a command with `--nproc-per-node N`: in the launcher (N > 1 and no RANK in the environment) starts the
+// workers and returns their exit status; in a worker sets its share of the threads and returns nothing, and
+// the command goes on as rank RANK.
+std::optional<int> launch_workers_if_asked(int64_t nproc_per_node, double timeout_seconds);
 
 }  // namespace hlip::train

@@ -29,6 +29,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hlip/data/shard.h"
 #include "hlip/model/clip.h"
 #include "hlip/text/tokenizer.h"
 
@@ -102,9 +103,10 @@ std::string to_toml(const TrainOptions& options);
 TrainOptions options_from_toml(const std::string& path);
 
 // Called every `zeroshot_frequency` epochs with the model in eval mode; returns metrics (name → value) that
-// go to metrics.jsonl and TensorBoard under "zeroshot/".
+// go to metrics.jsonl and TensorBoard under "zeroshot/". In data-parallel training every rank calls it with
+// its `shard` of the evaluation data (eval::ZeroShotOptions::shard); rank 0's metrics are logged.
 using Evaluator = std::function<std::map<std::string, double>(
-    model::HlipClip& model, const text::Tokenizer& tokenizer, int64_t epoch)>;
+    model::HlipClip& model, const text::Tokenizer& tokenizer, int64_t epoch, const data::Shard& shard)>;
 
 struct TrainResult {
   std::string run_dir;

@@ -103,7 +103,8 @@ TEST_F(Environment, TorchrunThenSlurmThenOneProcess) {
             "environment variable RANK=\"one\" is not an integer of at least 0");
   setenv("RANK", "0", 1);
   setenv("MASTER_PORT", "70000", 1);
-  EXPECT_NE(error_message([] { dist_env_from_environment(); }).find("MASTER_PORT=\"70000\""), std::string::npos);
+  EXPECT_NE(error_message([] { dist_env_from_environment(); }).find("MASTER_PORT=\"70000\""),
+            std::string::npos);
 }
 
 TEST(FirstSlurmHost, TakesTheFirstNodeOfAList) {

@@ -2,7 +2,7 @@
 # Training throughput: `hlip train` against a Python training step of the same model (bench/baseline_train.py,
 # Debian's python3-torch), same threads, fp32, run one after the other on this machine.
 #
-#   bench/bench_train.sh [tiny|vit-b|precision|all]        (default: tiny)
+#   bench/bench_train.sh [tiny|vit-b|precision|ddp|all]    (default: tiny)
 #
 # tiny:  hlip-tiny, batch 32, 4 scans of 16×64×64 (configs/presets/demo.toml), context 128 — the demo's step.
 #        200 synthetic studies (all in the training split), 25 steps; the first 5 are not counted.
@@ -10,6 +10,8 @@
 #        scans of 48×224×224 (the mri-brain preset), 4 steps; the first is not counted. About 10 minutes.
 # precision: hlip-tiny as in `tiny`, trained by hlip with --precision fp32, amp_bf16 and pure_bf16 (same seed,
 #        same batches): step time and the loss at the last step.
+# ddp:   hlip-tiny as in `tiny`: one process of all threads with batch 32 against `--nproc-per-node 2` with
+#        batch 16 per rank (half the threads each), plain and with --gather-with-grad (docs/distributed.md).
 # hlip's time per step is `step_s` of metrics.jsonl (it includes waiting for the loader's workers, which read
 # the prepared cache in the background); Python's is the model step alone, on random tensors. Python runs
 # twice: with libgomp's default wait policy (as a user would run it) and with OMP_WAIT_POLICY=PASSIVE, which
@@ -22,8 +24,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 hlip=${HLIP_BIN:-$root/build/bin/hlip}
 threads=${THREADS:-$(nproc)}
 which=${1:-tiny}
-case "$which" in tiny | vit-b | precision | all) ;; *)
-  echo "usage: bench/bench_train.sh [tiny|vit-b|precision|all]" >&2
+case "$which" in tiny | vit-b | precision | ddp | all) ;; *)
+  echo "usage: bench/bench_train.sh [tiny|vit-b|precision|ddp|all]" >&2
   exit 2
   ;;
 esac
@@ -54,14 +56,15 @@ prepare_data() {
   "$hlip" vocab --manifest "$dir/data/studies.jsonl" --out "$dir/tokenizer/vocab.txt" --size 1000 > /dev/null
 }
 
-# train_run DIR RUN MODEL BATCH SCANS EPOCHS PRECISION: `hlip train` into DIR/RUN.
+# train_run DIR RUN MODEL BATCH SCANS EPOCHS PRECISION [FLAG...]: `hlip train` into DIR/RUN.
 train_run() {
   local dir=$1 run=$2 model=$3 batch=$4 scans=$5 epochs=$6 precision=$7
+  shift 7
   rm -rf "${dir:?}/$run"
   "$hlip" --threads "$threads" train --model "$model" --train-data "$dir/cache" --tokenizer "$dir/tokenizer" \
     --batch-size "$batch" --num-scans "$scans" --epochs "$epochs" --precision "$precision" --log-every-steps 1 \
     --val-frequency 0 --zeroshot-frequency 0 --save-frequency 1000 --logs "$dir" --name "$run" --no-progress \
-    > "$dir/$run.log" 2>&1
+    "$@" > "$dir/$run.log" 2>&1
 }
 
 # bench NAME MODEL PRESET STUDIES BATCH SCANS EPOCHS SKIP
@@ -105,6 +108,21 @@ print("%.4f (step %d)" % (steps[-1]["loss"], steps[-1]["step"]))' "$dir/$precisi
     printf '  %-10s %8.3f s/step  %8.2f studies/s  loss at the last step %s\n' "$precision" "$step_s" \
       "$(/usr/bin/python3 -c "print(32 / $step_s)")" "$last_loss"
   done
+fi
+if [[ $which == ddp || $which == all ]]; then
+  dir=$work/tiny
+  prepare_data "$dir" "$root/configs/presets/demo.toml" 200
+  echo "hlip-tiny data-parallel: global batch 32, 4 scans, 24 steps (median step time over steps 6-24), fp32"
+  ddp_line() { # label run
+    read -r step_s _ < <(median_step "$dir/$2/metrics.jsonl" 5)
+    printf '  %-36s %8.3f s/step  %8.2f studies/s\n' "$1" "$step_s" "$(/usr/bin/python3 -c "print(32 / $step_s)")"
+  }
+  train_run "$dir" ddp1 hlip-tiny 32 4 4 fp32
+  ddp_line "1 process, $threads threads" ddp1
+  train_run "$dir" ddp2 hlip-tiny 16 4 4 fp32 --nproc-per-node 2
+  ddp_line "2 processes, batch 16 each" ddp2
+  train_run "$dir" ddp2g hlip-tiny 16 4 4 fp32 --nproc-per-node 2 --gather-with-grad
+  ddp_line "2 processes, --gather-with-grad" ddp2g
 fi
 if [[ $which == vit-b || $which == all ]]; then
   bench vit-b clip_vit_base_scan_study_dualdinotxt1568 mri-brain 4 1 2 1 1

@@ -16,7 +16,7 @@ set_target_properties(hlip_dcmtk PROPERTIES EXPORT_NAME dcmtk)
 set_target_properties(hlip_compile_options PROPERTIES EXPORT_NAME compile_options)
 
 install(TARGETS hlip hlip_base hlip_core hlip_io hlip_preprocess hlip_text hlip_data hlip_model hlip_train
-                hlip_eval hlip_ablate hlip_nifti hlip_dcmtk hlip_compile_options
+                hlip_eval hlip_gen hlip_ablate hlip_nifti hlip_dcmtk hlip_compile_options
         EXPORT hlipTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})

@@ -138,14 +138,7 @@ void gather_shards(const data::StudyDataset& dataset, const data::Shard& shard, 
 StudyEmbeddings embed_dataset(model::HlipClipImpl& model, const data::StudyDataset& dataset,
                               const EmbedOptions& options) {
   const auto start = std::chrono::steady_clock::now();
-  data::LoaderOptions loader_options;
-  loader_options.batch_size = 1;  // HLIP evaluates one study at a time: studies differ in scan count
-  loader_options.num_scans = 0;   // every scan
-  loader_options.shuffle = false;
-  loader_options.drop_last = false;
-  loader_options.texts = false;
-  loader_options.workers = options.workers;
-  loader_options.pin_memory = false;
+  data::LoaderOptions loader_options = data::LoaderOptions::one_study_at_a_time(options.workers);
   const data::Shard& shard = options.shard;
   if (shard.active()) {  // study i goes to process i mod count
     loader_options.rank = shard.rank;

@@ -15,6 +15,7 @@
 #include "cli_runner.h"
 #include "safetensors_file.h"
 #include "temp_dir.h"
+#include "tiny_dataset.h"
 
 namespace hlip::test {
 namespace {
@@ -27,20 +28,7 @@ class Train : public ::testing::Test {
   static void SetUpTestSuite() {
     root_ = new TempDir("hlip_e2e_train");
     const fs::path root = root_->path();
-    ASSERT_EQ(run_hlip("synth --out " + (root / "data").string() + " --studies 12 --seed 3 --no-progress")
-                  .exit_code,
-              0);
-    std::ofstream(root / "small.toml")
-        << "base = \"mri-brain\"\nname = \"small\"\noutput_size = [8, 32, 32]\n"
-           "resize_size = 36\n";
-    ASSERT_EQ(run_hlip("prepare --no-progress --manifest " + (root / "data/studies.jsonl").string() +
-                       " --out " + (root / "cache").string() + " --preset " + (root / "small.toml").string())
-                  .exit_code,
-              0);
-    ASSERT_EQ(run_hlip("vocab --all-splits --manifest " + (root / "data/studies.jsonl").string() + " --out " +
-                       (root / "tokenizer/vocab.txt").string() + " --size 300")
-                  .exit_code,
-              0);
+    ASSERT_EQ(make_tiny_dataset(root, 12, 3), "");
     std::ofstream(root / "train.toml") << "model = \"hlip-tiny\"\nbatch_size = 4\nnum_scans = 2\nepochs = 1\n"
                                           "warmup = 1\nworkers = 1\nval_frequency = 0\n";
   }

@@ -36,48 +36,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(fmt::format("{}: cannot open", path));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  try {
-    return json::parse(buffer.str());
-  } catch (const json::parse_error& e) {
-    throw Error(fmt::format("{}: not valid JSON: {}", path, e.what()));
-  }
-}
-
-struct ResolvedPreset {
-  preprocess::Preset preset;
-  std::string from;
-};
-
-// --preset, else the preset the model folder records (open_clip_config.json "preprocess_cfg"."hlip_preset"),
-// else the default preset of the modality.
-ResolvedPreset resolve_preset(const std::string& flag, const std::string& model_dir,
-                              const std::string& modality) {
-  if (!flag.empty()) return {preset_from_flag(flag, modality), "--preset " + flag};
-  const std::string config = (fs::path(model_dir) / "open_clip_config.json").string();
-  std::error_code error;
-  if (fs::is_regular_file(config, error)) {
-    const json root = read_json_file(config);
-    const json* recorded = nullptr;
-    if (root.contains("preprocess_cfg") && root["preprocess_cfg"].is_object() &&
-        root["preprocess_cfg"].contains("hlip_preset")) {
-      recorded = &root["preprocess_cfg"]["hlip_preset"];
-    }
-    if (recorded) {
-      try {
-        return {preprocess::preset_from_json(*recorded), config + " preprocess_cfg.hlip_preset"};
-      } catch (const Error& e) {
-        throw Error(fmt::format("{}: preprocess_cfg.hlip_preset: {}", config, e.what()));
-      }
-    }
-  }
-  return {preprocess::preset_for_modality(modality), "the default for " + modality};
-}
-
 struct ZeroShotArgs {
   std::string model;
   std::string tokenizer;

@@ -37,6 +37,9 @@ Command embed_command();
 Command retrieve_command();
 Command probe_command();
 Command report_command();
+Command train_gen_command();
+Command generate_command();
+Command eval_gen_command();
 Command ablate_command();
 
 }  // namespace hlip::cli

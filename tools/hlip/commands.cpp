@@ -23,6 +23,9 @@ const std::vector<Command>& all_commands() {
       retrieve_command(),
       probe_command(),
       report_command(),
+      train_gen_command(),
+      generate_command(),
+      eval_gen_command(),
       ablate_command(),
   };
   // clang-format on

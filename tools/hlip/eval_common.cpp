@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <set>
 #include <sstream>
@@ -85,6 +86,43 @@ std::vector<std::string> split_list(const std::string& text) {
     if (begin != std::string::npos) out.push_back(item.substr(begin, end - begin + 1));
   }
   return out;
+}
+
+nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(fmt::format("{}: cannot open", path));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  try {
+    return nlohmann::json::parse(buffer.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(fmt::format("{}: not valid JSON: {}", path, e.what()));
+  }
+}
+
+// --preset, else the preset the model folder records (open_clip_config.json "preprocess_cfg"."hlip_preset"),
+// else the default preset of the modality.
+ResolvedPreset resolve_preset(const std::string& flag, const std::string& model_dir,
+                              const std::string& modality) {
+  if (!flag.empty()) return {preset_from_flag(flag, modality), "--preset " + flag};
+  const std::string config = (fs::path(model_dir) / "open_clip_config.json").string();
+  std::error_code error;
+  if (fs::is_regular_file(config, error)) {
+    const nlohmann::json root = read_json_file(config);
+    const nlohmann::json* recorded = nullptr;
+    if (root.contains("preprocess_cfg") && root["preprocess_cfg"].is_object() &&
+        root["preprocess_cfg"].contains("hlip_preset")) {
+      recorded = &root["preprocess_cfg"]["hlip_preset"];
+    }
+    if (recorded) {
+      try {
+        return {preprocess::preset_from_json(*recorded), config + " preprocess_cfg.hlip_preset"};
+      } catch (const Error& e) {
+        throw Error(fmt::format("{}: preprocess_cfg.hlip_preset: {}", config, e.what()));
+      }
+    }
+  }
+  return {preprocess::preset_for_modality(modality), "the default for " + modality};
 }
 
 }  // namespace hlip::cli

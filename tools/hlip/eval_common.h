@@ -4,6 +4,8 @@
 
 #include <optional>
 #include <string>
+
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "hlip/data/dataset.h"
@@ -37,5 +39,18 @@ text::Tokenizer load_tokenizer(const std::string& flag, const std::string& model
 
 // "a, b,c" -> {"a", "b", "c"}: items trimmed, empty ones dropped.
 std::vector<std::string> split_list(const std::string& text);
+
+// A JSON file, parse errors naming it.
+nlohmann::json read_json_file(const std::string& path);
+
+struct ResolvedPreset {
+  preprocess::Preset preset;
+  std::string from;  // for messages: "--preset X", the model folder's record, or the modality's default
+};
+
+// How a raw study is prepared for a model: --preset, else the preset the model folder records
+// (open_clip_config.json "preprocess_cfg"."hlip_preset"), else the default preset of the modality.
+ResolvedPreset resolve_preset(const std::string& flag, const std::string& model_dir,
+                              const std::string& modality);
 
 }  // namespace hlip::cli

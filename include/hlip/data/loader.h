@@ -48,6 +48,20 @@ struct LoaderOptions {
   // a short or empty batch (empty ones are skipped): fine for evaluation, not for training.
   int rank = 0;
   int world_size = 1;
+
+  // HLIP's evaluation loader: one study per batch with every scan (studies differ in scan count), in data
+  // order, nothing left out, no report texts.
+  static LoaderOptions one_study_at_a_time(int workers) {
+    LoaderOptions options;
+    options.batch_size = 1;
+    options.num_scans = 0;
+    options.shuffle = false;
+    options.drop_last = false;
+    options.texts = false;
+    options.workers = workers;
+    options.pin_memory = false;
+    return options;
+  }
 };
 
 struct StudyBatch {

@@ -121,6 +121,23 @@ ManifestStudy parse_manifest_line(const std::string& line, const std::string& ro
       }
     }
   }
+  if (json.contains("qa")) {
+    const auto& qa = json["qa"];
+    if (!qa.is_array()) where.fail("\"qa\" must be an array of {\"question\", \"answer\"} objects");
+    for (size_t i = 0; i < qa.size(); ++i) {
+      const auto& item = qa[i];
+      const auto text = [&](const char* key, bool required) -> std::string {
+        if (!item.is_object() || (!item.contains(key) && required))
+          where.fail(fmt::format("\"qa\"[{}] has no \"{}\"", i, key));
+        if (!item.contains(key)) return "";
+        if (!item[key].is_string() || (required && item[key].get<std::string>().empty()))
+          where.fail(
+              fmt::format("\"qa\"[{}].{} is {}, expected a non-empty string", i, key, item[key].dump()));
+        return item[key].get<std::string>();
+      };
+      study.qa.push_back({text("type", false), text("question", true), text("answer", true)});
+    }
+  }
   return study;
 }
 

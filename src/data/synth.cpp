@@ -7,6 +7,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -58,6 +59,13 @@ std::vector<std::string> assign_splits(const SynthOptions& options) {
                                                                                                 : 2];
   }
   return split;
+}
+
+nlohmann::json qa_json(const SynthStudy& study) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& q : synth_questions(study))
+    out.push_back({{"type", q.type}, {"question", q.question}, {"answer", q.answer}});
+  return out;
 }
 
 nlohmann::json finding_json(const SynthFinding& f, const std::string& modality) {
@@ -143,7 +151,8 @@ auto write_study(const SynthOptions& options, int64_t position, const std::strin
                       {"reports", study.reports},
                       {"labels", study.labels},
                       {"diagnosis", study.diagnosis},
-                      {"findings", findings}};
+                      {"findings", findings},
+                      {"qa", qa_json(study)}};
   if (ct) line["midline_shift_mm"] = std::round(study.midline_shift_mm * 10) / 10;
   std::string row = study.id;
   for (const auto& name : ct ? ct_label_columns() : mri_classes())
@@ -301,6 +310,33 @@ SynthSummary write_synthetic_dataset(const SynthOptions& options) {
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   write_file_atomic(options.out_dir + "/README.md", readme(options, summary));
   return summary;
+}
+
+std::vector<SynthQuestion> synth_questions(const SynthStudy& study) {
+  std::vector<SynthQuestion> out;
+  const bool normal = study.findings.empty();
+  if (study.modality == "ct") {
+    out.push_back({"abnormal", "Is there intracranial haemorrhage?", normal ? "no" : "yes"});
+    out.push_back(
+        {"finding", "What type of haemorrhage is there?", normal ? "none" : study.findings.front().type});
+    if (!normal && !study.findings.front().side.empty())
+      out.push_back({"side", "Which side is the haemorrhage on?", study.findings.front().side});
+    out.push_back({"midline_shift", "Is there midline shift?", study.midline_shift_mm > 0 ? "yes" : "no"});
+    return out;
+  }
+  out.push_back({"abnormal", "Is there an abnormality?", normal ? "no" : "yes"});
+  out.push_back({"finding", "What is the main finding?", study.diagnosis});
+  if (normal) return out;
+  const SynthFinding& lesion = study.findings.front();
+  out.push_back({"side", "Which side is the lesion on?", lesion.side});
+  out.push_back({"sequence", "Which sequence shows the lesion best?",
+                 lesion.type == "stroke" ? "DWI" : (lesion.type == "glioma" ? "FLAIR" : "T1c")});
+  const bool contrast = std::any_of(study.scans.begin(), study.scans.end(),
+                                    [](const SynthScan& scan) { return scan.name == "T1c"; });
+  if (contrast && lesion.type != "stroke")
+    out.push_back(
+        {"enhancement", "Does the lesion enhance after contrast?", lesion.enhancing ? "yes" : "no"});
+  return out;
 }
 
 }  // namespace hlip::data

@@ -96,6 +96,36 @@ TEST_F(Generate, TrainScoreAndRunOnARawStudy) {
   EXPECT_EQ(json::parse(beams.out)["beams"], 3);
 }
 
+TEST_F(Generate, ZeroShotVqaAnswersTheSynthesisedQuestions) {
+  const fs::path root = root_->path();
+  int64_t questions = 0;
+  for (const auto& line : lines_of((root / "cache/studies.jsonl").string()))
+    questions += static_cast<int64_t>(json::parse(line).at("qa").size());  // prepare keeps the field
+  ASSERT_GT(questions, 24);                                                // at least 2 per study
+  const std::string base = "vqa --no-progress --model " + (root / "logs/clip/model").string() + " --data " +
+                           (root / "cache").string() + " --split all --out " + (root / "vqa").string();
+  auto result = run_hlip(base);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("majority"), std::string::npos) << result.out;
+  const json scored = json::parse(read_file((root / "vqa/results.json").string()));
+  EXPECT_EQ(scored["questions"], questions);
+  EXPECT_EQ(scored["set"], "synth-mri");
+  for (const auto& [type, r] : scored["types"].items()) {
+    EXPECT_GE(r["accuracy"].get<double>(), 0.0) << type;
+    EXPECT_LE(r["accuracy"].get<double>(), 1.0) << type;
+    EXPECT_EQ(r["majority_from"], "train") << type;
+  }
+  EXPECT_TRUE(scored["types"].contains("finding"));
+  EXPECT_EQ(static_cast<int64_t>(lines_of((root / "vqa/answers.csv").string()).size()), questions + 1);
+
+  std::ofstream(root / "odd.json") << R"({"types": {"side": [{"name": "left", "prompts": ["left"]}]}})";
+  result = run_hlip(base + " --answers " + (root / "odd.json").string());
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.err.find("\"types\".side must list at least two answers"), std::string::npos)
+      << result.err;
+  EXPECT_EQ(count_lines(result.err), 1) << result.err;
+}
+
 TEST_F(Generate, BadInputIsOneLine) {
   const fs::path root = root_->path();
   auto result = run_hlip("generate --model " + (root / "nowhere").string() + " --study x.nii.gz");

@@ -65,12 +65,7 @@ Command retrieve_command() {
       "retrieve", "Image-report retrieval on a split: recall@1/5/10 and ranks, both directions",
       [](CLI::App& app) {
         auto args = std::make_shared<RetrieveArgs>();
-        app.add_option("--model", args->model, "Model folder (open_clip_config.json + model.safetensors)")
-            ->required();
-        app.add_option("--tokenizer", args->tokenizer,
-                       "Tokenizer folder or vocab.txt (default: MODEL/tokenizer)");
-        app.add_option("--data", args->data, "A prepared cache or a manifest (.jsonl, needs --preset)")
-            ->required();
+        add_model_and_data_flags(app, args->model, args->tokenizer, args->data);
         app.add_option("--split", args->split, "Split to evaluate (\"all\": every study)")
             ->capture_default_str();
         app.add_option("--report-source", args->report_source,

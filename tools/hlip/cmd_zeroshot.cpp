@@ -23,6 +23,7 @@
 #include "hlip/data/dataset.h"
 #include "hlip/eval/embed.h"
 #include "hlip/eval/explain.h"
+#include "hlip/eval/vqa.h"
 #include "hlip/eval/zeroshot.h"
 #include "hlip/io/nifti.h"
 #include "hlip/model/clip.h"
@@ -490,6 +491,66 @@ Command embed_command() {
             std::cout << fmt::format("text_embeds [{}, {}] from {}\n", texts->embeddings.size(0),
                                      texts->embeddings.size(1), args->texts);
           }
+          return 0;
+        };
+      }};
+}
+
+Command vqa_command() {
+  return {
+      "vqa",
+      "Closed visual questions of a split (the manifest's \"qa\") answered zero-shot, scored against the "
+      "majority answer",
+      [](CLI::App& app) {
+        auto args = std::make_shared<ZeroShotArgs>();
+        auto answers = std::make_shared<std::string>("synth-mri");
+        auto train_split = std::make_shared<std::string>("train");
+        add_model_and_data_flags(app, args->model, args->tokenizer, args->data);
+        app.add_option("--split", args->split, "Split whose questions to answer")->capture_default_str();
+        app.add_option("--train-split", *train_split, "Split whose majority answers are the baseline")
+            ->capture_default_str();
+        app.add_option(
+               "--answers", *answers,
+               fmt::format("Answer set: a name ({}) or a JSON file", fmt::join(eval::known_vqa_sets(), ", ")))
+            ->capture_default_str();
+        app.add_option("--out", args->out, "Output folder for results.json and answers.csv")->required();
+        app.add_option("--preset", args->preset, "Preprocessing for a manifest");
+        app.add_option("--workers", args->workers, "Threads reading studies ahead")->capture_default_str();
+        app.add_flag("--no-progress", args->no_progress, "Hide the progress bar");
+        return [args, answers, train_split] {
+          const eval::VqaSet set = eval::load_vqa_set(*answers);
+          const auto preset = dataset_preset(args->data, args->preset, "mri");
+          const data::StudyDataset test = split_dataset(args->data, args->split, preset);
+          const data::StudyDataset train(std::vector<data::DataSource>{data::parse_data_source(args->data)},
+                                         *train_split, preset);
+          model::HlipClip clip = load_model(args->model);
+          const text::Tokenizer tokenizer = load_tokenizer(args->tokenizer, args->model);
+          eval::VqaOptions options;
+          options.embed.workers = args->workers;
+          options.embed.progress = !args->no_progress;
+          const eval::VqaResult result =
+              eval::evaluate_zeroshot_vqa(*clip, tokenizer, set, test, train, options);
+          create_directories(args->out);
+          const std::string results = (fs::path(args->out) / "results.json").string();
+          const std::string table = (fs::path(args->out) / "answers.csv").string();
+          json written = result.results;
+          written["model"] = args->model;
+          written["data"] = args->data;
+          written["split"] = args->split;
+          write_file_atomic(results, written.dump(2) + "\n");
+          std::string csv = "study,type,question,answer,predicted\n";
+          for (const auto& row : result.rows)
+            csv += fmt::format("{},{},\"{}\",{},{}\n", row.study, row.type, row.question, row.answer,
+                               row.predicted);
+          write_file_atomic(table, csv);
+          std::cout << fmt::format("{:<14} {:>9} {:>9} {:>9}\n", "type", "questions", "accuracy", "majority");
+          for (const auto& [type, r] : result.results["types"].items())
+            std::cout << fmt::format("{:<14} {:>9} {:>9.3f} {:>9.3f}\n", type, r["questions"].get<int64_t>(),
+                                     r["accuracy"].get<double>(), r["majority_accuracy"].get<double>());
+          std::cout << fmt::format("{:<14} {:>9} {:>9.3f} {:>9.3f}\nwrote {} and {}\n", "all",
+                                   result.results["questions"].get<int64_t>(),
+                                   result.results["accuracy"].get<double>(),
+                                   result.results["majority_accuracy"].get<double>(), results, table);
           return 0;
         };
       }};

@@ -34,6 +34,7 @@ Command forward_command();
 Command train_command();
 Command zeroshot_command();
 Command embed_command();
+Command vqa_command();
 Command retrieve_command();
 Command probe_command();
 Command report_command();

@@ -20,6 +20,7 @@ const std::vector<Command>& all_commands() {
       train_command(),
       zeroshot_command(),
       embed_command(),
+      vqa_command(),
       retrieve_command(),
       probe_command(),
       report_command(),

@@ -125,4 +125,10 @@ ResolvedPreset resolve_preset(const std::string& flag, const std::string& model_
   return {preprocess::preset_for_modality(modality), "the default for " + modality};
 }
 
+void add_model_and_data_flags(CLI::App& app, std::string& model, std::string& tokenizer, std::string& data) {
+  app.add_option("--model", model, "Model folder (open_clip_config.json + model.safetensors)")->required();
+  app.add_option("--tokenizer", tokenizer, "Tokenizer folder or vocab.txt (default: MODEL/tokenizer)");
+  app.add_option("--data", data, "A prepared cache or a manifest (.jsonl, needs --preset)")->required();
+}
+
 }  // namespace hlip::cli

@@ -2,6 +2,8 @@
 // What the evaluation subcommands (zeroshot, embed, retrieve, probe) share: loading the model folder and
 // its tokenizer, the dataset of one split, and the preset a manifest is preprocessed with.
 
+#include <CLI/CLI.hpp>
+
 #include <optional>
 #include <string>
 
@@ -52,5 +54,8 @@ struct ResolvedPreset {
 // (open_clip_config.json "preprocess_cfg"."hlip_preset"), else the default preset of the modality.
 ResolvedPreset resolve_preset(const std::string& flag, const std::string& model_dir,
                               const std::string& modality);
+
+// The flags every evaluation command takes: --model (required), --tokenizer, --data (required).
+void add_model_and_data_flags(CLI::App& app, std::string& model, std::string& tokenizer, std::string& data);
 
 }  // namespace hlip::cli

@@ -25,6 +25,13 @@ struct ManifestScan {
   std::string name;  // sequence or series name ("T1", "FLAIR", "brain window"); may be empty
 };
 
+// A closed question about a study and its answer (VQA), with its kind ("side", "finding", ...; may be empty).
+struct QaPair {
+  std::string type;
+  std::string question;
+  std::string answer;
+};
+
 struct ManifestStudy {
   std::string id;
   std::string modality;  // "mri" or "ct"
@@ -33,6 +40,7 @@ struct ManifestStudy {
   std::vector<std::string> report;                          // sentences; a plain-text report is one sentence
   std::map<std::string, std::vector<std::string>> reports;  // by source; may be empty
   std::map<std::string, int> labels;  // class → 0/1 (or a class index for multi-class)
+  std::vector<QaPair> qa;             // "qa": [{"type", "question", "answer"}, ...], may be empty
   int line = 0;                       // where it was read, for messages
 };
 

@@ -76,6 +76,22 @@ struct SynthStudy {
   std::map<std::string, std::vector<std::string>> reports;
 };
 
+// A closed question about a synthetic study and its answer, from the generator's ground truth (VQA).
+struct SynthQuestion {
+  std::string type;  // MRI: abnormal, finding, side, sequence, enhancement; CT: abnormal, finding, side,
+                     // midline_shift
+  std::string question;
+  std::string answer;
+};
+
+// The study's questions (written as the manifest's "qa"): MRI "Is there an abnormality?" (yes/no), "What is
+// the main finding?" (the diagnosis), and for a lesion "Which side is the lesion on?" (left/right), "Which
+// sequence shows the lesion best?" (DWI for a stroke, FLAIR for a glioma, T1c otherwise), "Does the lesion
+// enhance after contrast?" (yes/no, tumours of studies with T1c). CT: "Is there intracranial haemorrhage?",
+// "What type of haemorrhage is there?" (none or the first type), "Which side is the haemorrhage on?" (when
+// it has one), "Is there midline shift?". Draws nothing: the same study gives the same questions.
+std::vector<SynthQuestion> synth_questions(const SynthStudy& study);
+
 // Study `index` of the dataset with `seed`: the same (seed, index) always gives the same study, whatever
 // other studies are generated and in what order.
 SynthStudy generate_mri_study(uint64_t seed, int64_t index, SynthSize size);

@@ -37,6 +37,29 @@ TEST(Manifest, ParsesAFullLine) {
   EXPECT_EQ(study.line, 3);
 }
 
+TEST(Manifest, QuestionsAndAnswers) {
+  const auto study = parse_manifest_line(
+      R"({"study": "s", "modality": "mri", "scans": ["a"], "qa": [{"type": "side", "question": "Which side?",
+          "answer": "left"}, {"question": "Any lesion?", "answer": "no"}]})",
+      "/d", "m", 1);
+  ASSERT_EQ(study.qa.size(), 2u);
+  EXPECT_EQ(study.qa[0].type, "side");
+  EXPECT_EQ(study.qa[0].answer, "left");
+  EXPECT_EQ(study.qa[1].type, "");
+  EXPECT_EQ(study.qa[1].question, "Any lesion?");
+  EXPECT_NE(error_of(R"({"study": "s", "modality": "mri", "scans": ["a"], "qa": {"q": "a"}})")
+                .find("\"qa\" must be an array"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"study": "s", "modality": "mri", "scans": ["a"], "qa": [{"question": "Q?"}]})")
+                .find("studies.jsonl:7: \"qa\"[0] has no \"answer\""),
+            std::string::npos);
+  EXPECT_NE(
+      error_of(
+          R"({"study": "s", "modality": "mri", "scans": ["a"], "qa": [{"question": "Q?", "answer": 1}]})")
+          .find("\"qa\"[0].answer is 1"),
+      std::string::npos);
+}
+
 TEST(Manifest, ReportFallsBackToTheFirstSource) {
   const auto study = parse_manifest_line(
       R"({"study": "s", "modality": "ct", "scans": ["a.nii"], "reports": {"verbose": ["A."]}})", "/d", "m",

@@ -1,9 +1,11 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "hlip/core/error.h"
@@ -120,6 +122,47 @@ TEST(Synth, LabelsReportsAndImagesAgree) {
     EXPECT_GT(lesion_contrast(*scan), 1.15) << study.id << " " << finding.type << " in " << key;
   }
   EXPECT_GT(abnormal, 15);
+}
+
+TEST(Synth, QuestionsAnswerFromTheGroundTruth) {
+  std::map<std::string, int> types;
+  for (int64_t index = 0; index < 30; ++index) {
+    const auto study = generate_mri_study(2, index, SynthSize::kSmall);
+    std::map<std::string, std::string> answers;
+    for (const auto& q : synth_questions(study)) {
+      EXPECT_FALSE(q.question.empty());
+      answers[q.type] = q.answer;
+      ++types[q.type];
+    }
+    EXPECT_EQ(answers.at("finding"), study.diagnosis);
+    EXPECT_EQ(answers.at("abnormal"), study.findings.empty() ? "no" : "yes");
+    if (study.findings.empty()) {
+      EXPECT_EQ(answers.size(), 2u) << study.id;
+      continue;
+    }
+    const auto& finding = study.findings.front();
+    EXPECT_EQ(answers.at("side"), finding.side);
+    const std::string best = answers.at("sequence");
+    EXPECT_NE(find_scan(study, best.c_str()), nullptr) << study.id << " asks about " << best;
+    if (finding.type == "stroke") {
+      EXPECT_EQ(best, "DWI");
+      EXPECT_EQ(answers.count("enhancement"), 0u);
+    } else if (answers.count("enhancement")) {
+      EXPECT_EQ(answers.at("enhancement"), finding.enhancing ? "yes" : "no");
+      EXPECT_NE(find_scan(study, "T1c"), nullptr);
+    }
+  }
+  for (const char* type : {"abnormal", "finding", "side", "sequence", "enhancement"})
+    EXPECT_GT(types[type], 0) << type;
+  // CT
+  for (int64_t index = 0; index < 10; ++index) {
+    const auto study = generate_ct_study(2, index, SynthSize::kSmall);
+    const auto questions = synth_questions(study);
+    ASSERT_GE(questions.size(), 3u);
+    EXPECT_EQ(questions[0].answer, study.findings.empty() ? "no" : "yes");
+    EXPECT_EQ(questions[1].answer, study.findings.empty() ? "none" : study.findings.front().type);
+    EXPECT_EQ(questions.back().type, "midline_shift");
+  }
 }
 
 TEST(Synth, DatasetFilesAreByteIdenticalForTheSameSeed) {

@@ -1,0 +1,173 @@
+#include "hlip/eval/vqa.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "hlip/core/error.h"
+#include "hlip/eval/text_metrics.h"
+
+namespace hlip::eval {
+namespace detail {
+const std::vector<std::pair<std::string_view, std::string_view>>& embedded_vqa_files();
+}  // namespace detail
+
+using json = nlohmann::json;
+
+namespace {
+
+VqaSet parse_vqa_set(const json& root, const std::string& origin) {
+  if (!root.is_object()) throw Error(fmt::format("{}: a VQA answer set must be a JSON object", origin));
+  for (const auto& [key, value] : root.items()) {
+    if (key != "name" && key != "description" && key != "templates" && key != "types")
+      throw Error(fmt::format("{}: unknown field \"{}\"", origin, key));
+  }
+  if (!root.contains("types") || !root["types"].is_object() || root["types"].empty())
+    throw Error(fmt::format("{}: \"types\" must be a non-empty object of question type → answers", origin));
+  VqaSet set;
+  set.name = root.value("name", std::filesystem::path(origin).stem().string());
+  set.origin = origin;
+  const json templates = root.value("templates", json::array({"{c}"}));
+  for (const auto& [type, answers] : root["types"].items()) {
+    if (!answers.is_array() || answers.size() < 2)
+      throw Error(fmt::format("{}: \"types\".{} must list at least two answers", origin, type));
+    const json task = {{"name", set.name + "/" + type},
+                       {"description", fmt::format("answers to the {} questions", type)},
+                       {"mode", "multiclass"},
+                       {"templates", templates},
+                       {"classes", answers}};
+    try {
+      set.types.emplace(type, parse_task(task, origin));
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: \"types\".{}: {}", origin, type, e.what()));
+    }
+  }
+  return set;
+}
+
+}  // namespace
+
+std::vector<std::string> known_vqa_sets() {
+  std::vector<std::string> names;
+  for (const auto& [name, contents] : detail::embedded_vqa_files())
+    names.emplace_back(name);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+VqaSet load_vqa_set(const std::string& name_or_path) {
+  std::error_code error;
+  if (std::filesystem::is_regular_file(name_or_path, error)) {
+    std::ifstream in(name_or_path);
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    const json root = json::parse(buffer.str(), nullptr, false);
+    if (root.is_discarded()) throw Error(fmt::format("{}: not valid JSON", name_or_path));
+    return parse_vqa_set(root, name_or_path);
+  }
+  for (const auto& [name, contents] : detail::embedded_vqa_files()) {
+    if (name == name_or_path)
+      return parse_vqa_set(json::parse(contents), fmt::format("configs/vqa/{}.json (embedded)", name));
+  }
+  throw Error(fmt::format("VQA answer set \"{}\": no such file or name (known: {})", name_or_path,
+                          fmt::join(known_vqa_sets(), ", ")));
+}
+
+VqaResult evaluate_zeroshot_vqa(model::HlipClipImpl& model, const text::Tokenizer& tokenizer,
+                                const VqaSet& set, const data::StudyDataset& test,
+                                const data::StudyDataset& train, const VqaOptions& options) {
+  const auto started = std::chrono::steady_clock::now();
+  std::map<std::string, ZeroShotClassifier> classifiers;
+  for (const auto& [type, task] : set.types)
+    classifiers.emplace(type, ZeroShotClassifier(model, tokenizer, task));
+
+  // The majority answer of each type: from the training questions, else from the evaluated ones.
+  const auto majority_of = [&](const data::StudyDataset& dataset) {
+    std::map<std::string, std::map<std::string, int64_t>> counts;
+    for (int64_t i = 0; i < dataset.size(); ++i)
+      for (const auto& qa : dataset.study(i).qa)
+        ++counts[qa.type][normalize_answer(qa.answer)];
+    std::map<std::string, std::string> out;
+    for (const auto& [type, answers] : counts) {
+      int64_t best = -1;
+      for (const auto& [answer, count] : answers) {
+        if (count > best) {
+          best = count;
+          out[type] = answer;
+        }
+      }
+    }
+    return out;
+  };
+  const auto train_majority = majority_of(train);
+  const auto test_majority = majority_of(test);
+
+  const StudyEmbeddings embeddings = embed_dataset(model, test, options.embed);
+  VqaResult out;
+  std::map<std::string, int64_t> asked, right, majority_right;
+  std::map<std::string, int64_t> skipped;
+  for (size_t s = 0; s < embeddings.ids.size(); ++s) {
+    const data::ManifestStudy& study = test.study(embeddings.indices[s]);
+    for (const auto& qa : study.qa) {
+      const auto classifier = classifiers.find(qa.type);
+      if (classifier == classifiers.end()) {
+        ++skipped[qa.type.empty() ? "(no type)" : qa.type];
+        continue;
+      }
+      const at::Tensor scores =
+          classifier->second.score(embeddings.embeddings[static_cast<int64_t>(s)].unsqueeze(0));
+      const int64_t best = scores[0].argmax().item<int64_t>();
+      const std::string predicted = classifier->second.task().classes[static_cast<size_t>(best)].name;
+      const std::string expected = normalize_answer(qa.answer);
+      ++asked[qa.type];
+      right[qa.type] += normalize_answer(predicted) == expected;
+      const auto majority =
+          train_majority.count(qa.type) ? train_majority.at(qa.type) : test_majority.at(qa.type);
+      majority_right[qa.type] += majority == expected;
+      out.rows.push_back({study.id, qa.type, qa.question, qa.answer, predicted});
+    }
+  }
+  json types = json::object();
+  int64_t total = 0, total_right = 0, total_majority = 0;
+  for (const auto& [type, n] : asked) {
+    const bool from_train = train_majority.count(type) > 0;
+    types[type] = {{"questions", n},
+                   {"accuracy", static_cast<double>(right[type]) / static_cast<double>(n)},
+                   {"majority_answer", from_train ? train_majority.at(type) : test_majority.at(type)},
+                   {"majority_from", from_train ? "train" : "evaluated split"},
+                   {"majority_accuracy", static_cast<double>(majority_right[type]) / static_cast<double>(n)},
+                   {"answers", [&] {
+                      json names = json::array();
+                      for (const auto& c : set.types.at(type).classes)
+                        names.push_back(c.name);
+                      return names;
+                    }()}};
+    total += n;
+    total_right += right[type];
+    total_majority += majority_right[type];
+  }
+  if (total == 0) {
+    throw Error(fmt::format("none of the {} studies has a question of the answer set's types ({})",
+                            embeddings.ids.size(), fmt::join(known_vqa_sets(), ", ")));
+  }
+  out.results = {
+      {"set", set.name},
+      {"origin", set.origin},
+      {"questions", total},
+      {"accuracy", static_cast<double>(total_right) / static_cast<double>(total)},
+      {"majority_accuracy", static_cast<double>(total_majority) / static_cast<double>(total)},
+      {"types", types},
+      {"skipped_questions", skipped},
+      {"studies", embeddings.ids.size()},
+      {"failed_studies", embeddings.failed},
+      {"scoring",
+       "zero-shot: each type's answers are a multiclass task; the answer is the argmax; "
+       "exact match after lowercasing and collapsing spaces"},
+      {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()}};
+  return out;
+}
+
+}  // namespace hlip::eval

@@ -1,0 +1,51 @@
+// VQA answer sets: the embedded synthetic one and the checks on a file's fields.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "hlip/core/error.h"
+#include "hlip/eval/vqa.h"
+#include "temp_dir.h"
+
+namespace hlip::eval {
+namespace {
+
+using test::error_message;
+
+TEST(VqaSet, TheEmbeddedSyntheticSetHasEveryQuestionType) {
+  EXPECT_NE(std::find(known_vqa_sets().begin(), known_vqa_sets().end(), "synth-mri"), known_vqa_sets().end());
+  const VqaSet set = load_vqa_set("synth-mri");
+  EXPECT_EQ(set.name, "synth-mri");
+  for (const char* type : {"abnormal", "finding", "side", "sequence", "enhancement"})
+    ASSERT_TRUE(set.types.count(type)) << type;
+  const ZeroShotTask& finding = set.types.at("finding");
+  EXPECT_EQ(finding.mode, ScoringMode::kMulticlass);
+  ASSERT_EQ(finding.classes.size(), 5u);
+  EXPECT_EQ(finding.classes[3].name, "meningioma");
+  EXPECT_EQ(finding.classes[3].templates, std::vector<std::string>{"This study shows: {c}."});
+  EXPECT_EQ(set.types.at("sequence").classes[0].name, "DWI");
+}
+
+TEST(VqaSet, FileErrorsNameTheFieldOneLine) {
+  test::TempDir dir;
+  const auto error_for = [&](const std::string& text) {
+    std::ofstream(dir.file("set.json")) << text;
+    return error_message([&] { load_vqa_set(dir.file("set.json")); });
+  };
+  EXPECT_NE(error_for(R"({"types": {}})").find("\"types\" must be a non-empty object"), std::string::npos);
+  EXPECT_NE(error_for(R"({"types": {"a": [{"name": "x", "prompts": ["x"]}]}, "colour": 1})")
+                .find("unknown field \"colour\""),
+            std::string::npos);
+  EXPECT_NE(error_for(R"({"types": {"side": [{"name": "left", "prompts": ["l"]}]}})")
+                .find("\"types\".side must list at least two answers"),
+            std::string::npos);
+  const std::string bad_class = error_for(
+      R"({"types": {"side": [{"name": "left", "prompts": []}, {"name": "right", "prompts": ["r"]}]}})");
+  EXPECT_NE(bad_class.find("\"types\".side:"), std::string::npos) << bad_class;
+  EXPECT_EQ(bad_class.find('\n'), std::string::npos);
+  EXPECT_NE(error_for("{").find("not valid JSON"), std::string::npos);
+  EXPECT_NE(error_message([] { load_vqa_set("no-such-set"); }).find("known: synth-mri"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace hlip::eval

@@ -292,6 +292,7 @@ GradReducer::GradReducer(ProcessGroup& group, std::vector<at::Tensor> parameters
   if (targets_.size() != parameters_.size())
     throw Error("GradReducer: parameters and targets differ in number");
   bucket_of_.assign(parameters_.size(), 0);
+  slot_of_.assign(parameters_.size(), 0);
   seen_.assign(parameters_.size(), false);
   int64_t bytes = 0;
   for (size_t k = parameters_.size(); k-- > 0;) {
@@ -304,6 +305,7 @@ GradReducer::GradReducer(ProcessGroup& group, std::vector<at::Tensor> parameters
     bucket.offsets.push_back(bytes / 4);
     bucket.members.push_back(k);
     bucket_of_[k] = buckets_.size() - 1;
+    slot_of_[k] = bucket.members.size() - 1;
     bytes += size;
   }
   for (auto& bucket : buckets_) {
@@ -331,10 +333,7 @@ void GradReducer::on_gradient(size_t index, const at::Tensor& grad) {
     throw Error(fmt::format("GradReducer: parameter {} got two gradients in one pass", index));
   seen_[index] = true;
   Bucket& bucket = buckets_[bucket_of_[index]];
-  size_t slot = 0;
-  while (bucket.members[slot] != index)
-    ++slot;
-  at::Tensor view = bucket.flat.narrow(0, bucket.offsets[slot], grad.numel());
+  at::Tensor view = bucket.flat.narrow(0, bucket.offsets[slot_of_[index]], grad.numel());
   view.copy_(grad.reshape(-1));
   // The hook runs before this pass's gradient is added to .grad: what earlier passes accumulated is there.
   const at::Tensor& accumulated = parameters_[index].grad();
@@ -387,11 +386,9 @@ void GradReducer::finish() {
   armed_ = false;
 }
 
-namespace {
-
 int free_local_port() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw Error("--nproc-per-node: cannot open a socket to find a free port");
+  if (fd < 0) throw Error("distributed: cannot open a socket to find a free port");
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -400,11 +397,13 @@ int free_local_port() {
   if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
       getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
     close(fd);
-    throw Error("--nproc-per-node: cannot find a free port on 127.0.0.1");
+    throw Error("distributed: cannot find a free port on 127.0.0.1");
   }
   close(fd);
   return ntohs(address.sin_port);
 }
+
+namespace {
 
 std::vector<std::string> own_command_line() {
   std::ifstream in("/proc/self/cmdline", std::ios::binary);

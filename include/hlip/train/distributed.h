@@ -128,10 +128,14 @@ class GradReducer {
   std::vector<unsigned> hooks_;
   std::vector<Bucket> buckets_;
   std::vector<size_t> bucket_of_;  // parameter → bucket
+  std::vector<size_t> slot_of_;    // parameter → its place among the bucket's members
   std::vector<bool> seen_;         // parameter got its gradient in this pass
   size_t next_launch_ = 0;
   bool armed_ = false;
 };
+
+// A TCP port on 127.0.0.1 that is free now (the kernel's pick), for a local job's MASTER_PORT.
+int free_local_port();
 
 // `hlip train --nproc-per-node N`: runs this same command line in N child processes with torchrun's
 // variables set (MASTER_ADDR 127.0.0.1, a free port), each with 1/N of `threads` intra-op threads. Returns

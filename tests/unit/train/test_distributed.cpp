@@ -2,11 +2,6 @@
 // 127.0.0.1): the environment's variables, the bucketed gradient average and the feature gather's gradient.
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cstdlib>
 #include <functional>
 #include <thread>
@@ -20,21 +15,9 @@ namespace {
 
 using test::error_message;
 
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
 // Runs `body(group)` on ranks 0 and 1, each on its own thread with its own process group.
 void on_two_ranks(const std::function<void(ProcessGroup&)>& body) {
-  const int port = free_port();
+  const int port = free_local_port();
   std::string errors[2];
   auto rank_main = [&](int rank) {
     try {
@@ -193,7 +176,7 @@ TEST(ProcessGroupTest, APeerThatNeverComesIsAOneLineErrorWithinTheTimeout) {
   DistEnv env;
   env.rank = 0;
   env.world_size = 2;
-  env.master_port = free_port();
+  env.master_port = free_local_port();
   const std::string message =
       error_message([&] { ProcessGroup::connect(env, std::chrono::milliseconds(1500)); });
   EXPECT_NE(message.find("distributed: rank 0 of 2"), std::string::npos) << message;

@@ -14,7 +14,9 @@
 
 #include "hlip/core/error.h"
 #include "hlip/eval/zeroshot.h"
+
 #include "hlip/text/report.h"
+#include "json_config.h"
 
 namespace hlip::eval {
 namespace detail {
@@ -87,6 +89,22 @@ std::vector<std::string> read_strings(const json& object, const std::string& key
   return out;
 }
 
+// Prompts, each spelled out by expand_alternatives.
+std::vector<std::string> read_prompts(const json& object, const std::string& key, const Where& where,
+                                      bool required) {
+  const auto written = read_strings(object, key, where, required);
+  std::vector<std::string> out;
+  for (size_t i = 0; i < written.size(); ++i) {
+    try {
+      for (auto& prompt : expand_alternatives(written[i]))
+        out.push_back(std::move(prompt));
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}[{}] \"{}\": {}", where.field(key), i, written[i], e.what()));
+    }
+  }
+  return out;
+}
+
 std::vector<std::string> read_templates(const json& object, const std::string& key, const Where& where,
                                         bool required) {
   auto templates = read_strings(object, key, where, required);
@@ -145,7 +163,7 @@ TaskClass read_class(const json& value, size_t index, const ZeroShotTask& task, 
   check_fields(value, kClassFields, where);
   out.label = read_string(value, "label", where, false);
   if (out.label.empty()) out.label = out.name;
-  out.prompts = read_strings(value, "prompts", where, true);
+  out.prompts = read_prompts(value, "prompts", where, true);
   out.templates = read_templates(value, "templates", where, false);
   if (out.templates.empty()) out.templates = task.templates;
   const bool pairs = task.mode == ScoringMode::kNegativePositive;
@@ -162,7 +180,7 @@ TaskClass read_class(const json& value, size_t index, const ZeroShotTask& task, 
   }
   out.negative_label = read_string(value, "negative_label", where, false);
   if (pairs) {
-    out.negative_prompts = read_strings(value, "negative_prompts", where, false);
+    out.negative_prompts = read_prompts(value, "negative_prompts", where, false);
     if (out.negative_prompts.empty()) {
       for (const auto& prompt : out.prompts)
         out.negative_prompts.push_back(text::negative_prompt(prompt, task.negative_word));
@@ -314,26 +332,75 @@ void set_templates(ZeroShotTask& task, const std::vector<std::string>& templates
   }
 }
 
-ZeroShotTask load_task(const std::string& name_or_path) {
+namespace detail {
+
+std::optional<JsonConfig> read_json_config(
+    const std::string& name_or_path,
+    const std::vector<std::pair<std::string_view, std::string_view>>& embedded, const std::string& folder) {
   std::error_code error;
   if (std::filesystem::is_regular_file(name_or_path, error)) {
     std::ifstream in(name_or_path);
     std::stringstream buffer;
     buffer << in.rdbuf();
-    if (!in && !in.eof()) throw Error(fmt::format("{}: cannot read the task file", name_or_path));
-    json root;
+    if (!in && !in.eof()) throw Error(fmt::format("{}: cannot read the file", name_or_path));
     try {
-      root = json::parse(buffer.str());
+      return JsonConfig{json::parse(buffer.str()), name_or_path};
     } catch (const json::parse_error& e) {
       throw Error(fmt::format("{}: not valid JSON: {}", name_or_path, e.what()));
     }
-    return parse_task(root, name_or_path);
   }
-  for (const auto& [name, contents] : detail::embedded_task_files()) {
-    if (name == name_or_path) {
-      return parse_task(json::parse(contents), fmt::format("configs/tasks/{}.json (embedded)", name));
+  for (const auto& [name, contents] : embedded) {
+    if (name == name_or_path)
+      return JsonConfig{json::parse(contents), fmt::format("configs/{}/{}.json (embedded)", folder, name)};
+  }
+  return std::nullopt;
+}
+
+}  // namespace detail
+
+std::vector<std::string> expand_alternatives(const std::string& prompt) {
+  constexpr size_t kMaxPrompts = 10000;
+  std::vector<std::string> out{""};
+  size_t i = 0;
+  while (i < prompt.size()) {
+    const char c = prompt[i];
+    if (c == '}') throw Error(fmt::format("a \"}}\" at {} closes no \"{{\"", i));
+    if (c != '{') {
+      const size_t next = prompt.find_first_of("{}", i);
+      const std::string literal = prompt.substr(i, next == std::string::npos ? std::string::npos : next - i);
+      for (auto& partial : out)
+        partial += literal;
+      i += literal.size();
+      continue;
     }
+    const size_t close = prompt.find_first_of("{}", i + 1);
+    if (close == std::string::npos || prompt[close] == '{')
+      throw Error(fmt::format("the \"{{\" at {} is not closed (groups do not nest)", i));
+    const std::string group = prompt.substr(i + 1, close - i - 1);
+    if (group.find('|') == std::string::npos)
+      throw Error(fmt::format("the group \"{{{}}}\" has no \"|\" between alternatives", group));
+    std::vector<std::string> alternatives;
+    size_t start = 0;
+    for (size_t bar = group.find('|'); bar != std::string::npos; bar = group.find('|', start)) {
+      alternatives.push_back(group.substr(start, bar - start));
+      start = bar + 1;
+    }
+    alternatives.push_back(group.substr(start));
+    if (out.size() * alternatives.size() > kMaxPrompts)
+      throw Error(fmt::format("more than {} combinations", kMaxPrompts));
+    std::vector<std::string> grown;
+    for (const auto& partial : out)
+      for (const auto& alternative : alternatives)
+        grown.push_back(partial + alternative);
+    out = std::move(grown);
+    i = close + 1;
   }
+  return out;
+}
+
+ZeroShotTask load_task(const std::string& name_or_path) {
+  if (auto config = detail::read_json_config(name_or_path, detail::embedded_task_files(), "tasks"))
+    return parse_task(config->root, config->origin);
   throw Error(fmt::format("task \"{}\": no such task file or task name (known: {})", name_or_path,
                           fmt::join(known_tasks(), ", ")));
 }

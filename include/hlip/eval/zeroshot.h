@@ -91,6 +91,12 @@ ZeroShotTask load_task(const std::string& name_or_path);
 ZeroShotTask parse_task(const nlohmann::json& json, const std::string& origin);
 std::vector<std::string> known_tasks();  // sorted
 
+// A prompt with alternatives, spelled out: every `{a|b|...}` group is replaced by each of its alternatives in
+// turn (empty ones allowed), all combinations in order: "{left|right} {frontal|parietal} glioma" gives four
+// prompts. Task files use it for prompt ensembles over the phrases a report varies (side, lobe, size). An
+// unbalanced or nested brace, a group without "|" or more than 10,000 combinations is an hlip::Error.
+std::vector<std::string> expand_alternatives(const std::string& prompt);
+
 // Replaces every template of `task` (the task's, each class's and the negative ones) by `templates`, each
 // with "{c}": a model trained on whole reports (`--text-process report`) never saw the sentence prefix of
 // HLIP's "This study shows: {c}." and is scored with "{c}." instead. An error names the template without

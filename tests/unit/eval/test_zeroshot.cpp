@@ -156,6 +156,32 @@ TEST(ZeroShotTask, DefaultsAndResolvedFields) {
   }());
 }
 
+TEST(ZeroShotTask, PromptAlternativesAreSpelledOut) {
+  EXPECT_EQ(expand_alternatives("glioma"), std::vector<std::string>{"glioma"});
+  EXPECT_EQ(expand_alternatives("{left|right} {frontal|occipital} glioma, {2|3} cm").size(), 8u);
+  EXPECT_EQ(expand_alternatives("{Left|Right} glioma"),
+            (std::vector<std::string>{"Left glioma", "Right glioma"}));
+  EXPECT_EQ(expand_alternatives("{|solitary }metastasis"),
+            (std::vector<std::string>{"metastasis", "solitary metastasis"}));
+  EXPECT_EQ(expand_alternatives("a {b|c}{d|e}"), (std::vector<std::string>{"a bd", "a be", "a cd", "a ce"}));
+  EXPECT_NE(error_message([] { expand_alternatives("{a|{b|c}}"); }).find("do not nest"), std::string::npos);
+  EXPECT_NE(error_message([] { expand_alternatives("a}b"); }).find("closes no"), std::string::npos);
+  EXPECT_NE(error_message([] { expand_alternatives("{left}"); }).find("has no \"|\""), std::string::npos);
+  EXPECT_NE(error_message([] {
+              expand_alternatives(
+                  "{a|b|c|d|e|f|g|h|i|j}{a|b|c|d|e|f|g|h|i|j}"
+                  "{a|b|c|d|e|f|g|h|i|j}{a|b|c|d|e|f|g|h|i|j}{a|b}");
+            }).find("more than 10000"),
+            std::string::npos);
+
+  // In a task file: the class averages every spelled-out prompt.
+  const ZeroShotTask task =
+      parse_task(json::parse(R"({"name": "m", "mode": "multiclass", "templates": ["{c}."],
+      "classes": [{"name": "a", "prompts": ["{left|right} a", "a"]}, {"name": "b", "prompts": ["b"]}]})"),
+                 "inline");
+  EXPECT_EQ(task.classes[0].prompts, (std::vector<std::string>{"left a", "right a", "a"}));
+}
+
 TEST(ZeroShotTask, BadFilesNameTheFileAndTheField) {
   TempDir dir("hlip_zeroshot");
   const auto expect_error = [&](const json& task, const std::string& part) {
@@ -211,6 +237,9 @@ TEST(ZeroShotTask, BadFilesNameTheFileAndTheField) {
   multi["classes"].push_back({{"name", "b"}, {"prompts", {"b"}}, {"negative_label", "a"}});
   expect_error(multi, "does not apply to mode \"multiclass\"");
 
+  t = base_task();
+  t["classes"][0]["prompts"] = json::array({"glioma", "{left|right glioma"});
+  expect_error(t, "classes[0] (\"glioma\").prompts[1] \"{left|right glioma\": the \"{\" at 0 is not closed");
   std::ofstream(dir.file("broken.json")) << "{\"name\": ";
   const std::string broken = error_message([&] { load_task(dir.file("broken.json")); });
   EXPECT_NE(broken.find("broken.json: not valid JSON"), std::string::npos) << broken;

@@ -9,6 +9,7 @@
 
 #include "hlip/core/error.h"
 #include "hlip/eval/text_metrics.h"
+#include "json_config.h"
 
 namespace hlip::eval {
 namespace detail {
@@ -59,21 +60,63 @@ std::vector<std::string> known_vqa_sets() {
 }
 
 VqaSet load_vqa_set(const std::string& name_or_path) {
-  std::error_code error;
-  if (std::filesystem::is_regular_file(name_or_path, error)) {
-    std::ifstream in(name_or_path);
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    const json root = json::parse(buffer.str(), nullptr, false);
-    if (root.is_discarded()) throw Error(fmt::format("{}: not valid JSON", name_or_path));
-    return parse_vqa_set(root, name_or_path);
-  }
-  for (const auto& [name, contents] : detail::embedded_vqa_files()) {
-    if (name == name_or_path)
-      return parse_vqa_set(json::parse(contents), fmt::format("configs/vqa/{}.json (embedded)", name));
-  }
+  if (auto config = detail::read_json_config(name_or_path, detail::embedded_vqa_files(), "vqa"))
+    return parse_vqa_set(config->root, config->origin);
   throw Error(fmt::format("VQA answer set \"{}\": no such file or name (known: {})", name_or_path,
                           fmt::join(known_vqa_sets(), ", ")));
+}
+
+std::map<std::string, std::string> majority_answers(const data::StudyDataset& dataset) {
+  std::map<std::string, std::map<std::string, int64_t>> counts;
+  for (int64_t i = 0; i < dataset.size(); ++i)
+    for (const auto& qa : dataset.study(i).qa)
+      ++counts[qa.type][normalize_answer(qa.answer)];
+  std::map<std::string, std::string> out;
+  for (const auto& [type, answers] : counts) {
+    int64_t best = -1;
+    for (const auto& [answer, count] : answers) {
+      if (count > best) {
+        best = count;
+        out[type] = answer;
+      }
+    }
+  }
+  return out;
+}
+
+json score_vqa_answers(const std::vector<VqaRow>& rows,
+                       const std::map<std::string, std::string>& train_majority,
+                       const std::map<std::string, std::string>& test_majority) {
+  if (rows.empty()) throw Error("no question was answered");
+  const auto majority_of = [&](const std::string& type) -> std::string {
+    if (const auto it = train_majority.find(type); it != train_majority.end()) return it->second;
+    if (const auto it = test_majority.find(type); it != test_majority.end()) return it->second;
+    return "";
+  };
+  std::map<std::string, int64_t> asked, right, majority_right;
+  for (const auto& row : rows) {
+    const std::string expected = normalize_answer(row.answer);
+    ++asked[row.type];
+    right[row.type] += normalize_answer(row.predicted) == expected;
+    majority_right[row.type] += majority_of(row.type) == expected;
+  }
+  json types = json::object();
+  int64_t total = 0, total_right = 0, total_majority = 0;
+  for (const auto& [type, n] : asked) {
+    const bool from_train = train_majority.count(type) > 0;
+    types[type] = {{"questions", n},
+                   {"accuracy", static_cast<double>(right[type]) / static_cast<double>(n)},
+                   {"majority_answer", majority_of(type)},
+                   {"majority_from", from_train ? "train" : "evaluated split"},
+                   {"majority_accuracy", static_cast<double>(majority_right[type]) / static_cast<double>(n)}};
+    total += n;
+    total_right += right[type];
+    total_majority += majority_right[type];
+  }
+  return {{"questions", total},
+          {"accuracy", static_cast<double>(total_right) / static_cast<double>(total)},
+          {"majority_accuracy", static_cast<double>(total_majority) / static_cast<double>(total)},
+          {"types", types}};
 }
 
 VqaResult evaluate_zeroshot_vqa(model::HlipClipImpl& model, const text::Tokenizer& tokenizer,
@@ -84,30 +127,8 @@ VqaResult evaluate_zeroshot_vqa(model::HlipClipImpl& model, const text::Tokenize
   for (const auto& [type, task] : set.types)
     classifiers.emplace(type, ZeroShotClassifier(model, tokenizer, task));
 
-  // The majority answer of each type: from the training questions, else from the evaluated ones.
-  const auto majority_of = [&](const data::StudyDataset& dataset) {
-    std::map<std::string, std::map<std::string, int64_t>> counts;
-    for (int64_t i = 0; i < dataset.size(); ++i)
-      for (const auto& qa : dataset.study(i).qa)
-        ++counts[qa.type][normalize_answer(qa.answer)];
-    std::map<std::string, std::string> out;
-    for (const auto& [type, answers] : counts) {
-      int64_t best = -1;
-      for (const auto& [answer, count] : answers) {
-        if (count > best) {
-          best = count;
-          out[type] = answer;
-        }
-      }
-    }
-    return out;
-  };
-  const auto train_majority = majority_of(train);
-  const auto test_majority = majority_of(test);
-
   const StudyEmbeddings embeddings = embed_dataset(model, test, options.embed);
   VqaResult out;
-  std::map<std::string, int64_t> asked, right, majority_right;
   std::map<std::string, int64_t> skipped;
   for (size_t s = 0; s < embeddings.ids.size(); ++s) {
     const data::ManifestStudy& study = test.study(embeddings.indices[s]);
@@ -120,53 +141,30 @@ VqaResult evaluate_zeroshot_vqa(model::HlipClipImpl& model, const text::Tokenize
       const at::Tensor scores =
           classifier->second.score(embeddings.embeddings[static_cast<int64_t>(s)].unsqueeze(0));
       const int64_t best = scores[0].argmax().item<int64_t>();
-      const std::string predicted = classifier->second.task().classes[static_cast<size_t>(best)].name;
-      const std::string expected = normalize_answer(qa.answer);
-      ++asked[qa.type];
-      right[qa.type] += normalize_answer(predicted) == expected;
-      const auto majority =
-          train_majority.count(qa.type) ? train_majority.at(qa.type) : test_majority.at(qa.type);
-      majority_right[qa.type] += majority == expected;
-      out.rows.push_back({study.id, qa.type, qa.question, qa.answer, predicted});
+      out.rows.push_back({study.id, qa.type, qa.question, qa.answer,
+                          classifier->second.task().classes[static_cast<size_t>(best)].name});
     }
   }
-  json types = json::object();
-  int64_t total = 0, total_right = 0, total_majority = 0;
-  for (const auto& [type, n] : asked) {
-    const bool from_train = train_majority.count(type) > 0;
-    types[type] = {{"questions", n},
-                   {"accuracy", static_cast<double>(right[type]) / static_cast<double>(n)},
-                   {"majority_answer", from_train ? train_majority.at(type) : test_majority.at(type)},
-                   {"majority_from", from_train ? "train" : "evaluated split"},
-                   {"majority_accuracy", static_cast<double>(majority_right[type]) / static_cast<double>(n)},
-                   {"answers", [&] {
-                      json names = json::array();
-                      for (const auto& c : set.types.at(type).classes)
-                        names.push_back(c.name);
-                      return names;
-                    }()}};
-    total += n;
-    total_right += right[type];
-    total_majority += majority_right[type];
-  }
-  if (total == 0) {
+  if (out.rows.empty()) {
     throw Error(fmt::format("none of the {} studies has a question of the answer set's types ({})",
                             embeddings.ids.size(), fmt::join(known_vqa_sets(), ", ")));
   }
-  out.results = {
-      {"set", set.name},
-      {"origin", set.origin},
-      {"questions", total},
-      {"accuracy", static_cast<double>(total_right) / static_cast<double>(total)},
-      {"majority_accuracy", static_cast<double>(total_majority) / static_cast<double>(total)},
-      {"types", types},
-      {"skipped_questions", skipped},
-      {"studies", embeddings.ids.size()},
-      {"failed_studies", embeddings.failed},
-      {"scoring",
-       "zero-shot: each type's answers are a multiclass task; the answer is the argmax; "
-       "exact match after lowercasing and collapsing spaces"},
-      {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()}};
+  out.results = score_vqa_answers(out.rows, majority_answers(train), majority_answers(test));
+  for (auto& [type, r] : out.results["types"].items()) {
+    json names = json::array();
+    for (const auto& c : set.types.at(type).classes)
+      names.push_back(c.name);
+    r["answers"] = names;
+  }
+  out.results["set"] = set.name;
+  out.results["origin"] = set.origin;
+  out.results["skipped_questions"] = skipped;
+  out.results["studies"] = embeddings.ids.size();
+  out.results["failed_studies"] = embeddings.failed;
+  out.results["scoring"] =
+      "zero-shot: each type's answers are a multiclass task; the answer is the argmax; "
+      "exact match after lowercasing and collapsing spaces";
+  out.results["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return out;
 }
 

@@ -203,11 +203,13 @@ json generation_metrics(const std::vector<std::string>& references, const std::v
 GenEvalResult evaluate_generation(Generator& generator, const data::StudyDataset& test,
                                   const data::StudyDataset& train, const GenEvalOptions& options) {
   const auto started = std::chrono::steady_clock::now();
-  // The baseline: the most frequent training report.
+  if (!options.targets.reports && !options.targets.answers)
+    throw UsageError("eval-gen: nothing to score (neither reports nor answers)");
+  // The report baseline: the most frequent training report.
   std::map<std::string, int64_t> counts;
   std::string most_common;
   int64_t best = 0;
-  for (int64_t i = 0; i < train.size(); ++i) {
+  for (int64_t i = 0; options.targets.reports && i < train.size(); ++i) {
     const std::string report = joined_report(train.study(i), options.report_source);
     if (report.empty()) continue;
     if (++counts[report] > best) {
@@ -215,7 +217,8 @@ GenEvalResult evaluate_generation(Generator& generator, const data::StudyDataset
       most_common = report;
     }
   }
-  if (most_common.empty()) throw Error("no training study has a report: no baseline");
+  if (options.targets.reports && most_common.empty())
+    throw Error("no training study has a report: no baseline");
 
   data::LoaderOptions loader_options = data::LoaderOptions::one_study_at_a_time(options.workers);
   data::StudyLoader loader(test, loader_options);
@@ -225,39 +228,63 @@ GenEvalResult evaluate_generation(Generator& generator, const data::StudyDataset
   Progress progress("generate", test.size(), "studies", progress_options);
   GenEvalResult out;
   std::vector<std::map<std::string, int>> labels;
-  int64_t without_report = 0;
+  int64_t without_report = 0, without_questions = 0;
+  GenerateOptions answer_options = options.generate;
+  answer_options.max_new_tokens = options.max_answer_tokens;
   while (auto batch = loader.next()) {
     progress.advance(1 + batch->failed);
     const data::ManifestStudy& study = test.study(batch->indices.at(0));
-    const std::string reference = joined_report(study, options.report_source);
-    if (reference.empty()) {
-      ++without_report;
-      continue;
+    const std::string reference = options.targets.reports ? joined_report(study, options.report_source) : "";
+    const bool report = !reference.empty();
+    const bool questions = options.targets.answers && !study.qa.empty();
+    without_report += options.targets.reports && !report;
+    without_questions += options.targets.answers && study.qa.empty();
+    if (!report && !questions) continue;
+    const at::Tensor memory = generator.memory(batch->image);
+    if (report) {
+      out.ids.push_back(study.id);
+      out.references.push_back(reference);
+      out.generated.push_back(generator.generate(memory, options.generate));
+      labels.push_back(study.labels);
     }
-    out.ids.push_back(study.id);
-    out.references.push_back(reference);
-    out.generated.push_back(generator.generate(generator.memory(batch->image), options.generate));
-    labels.push_back(study.labels);
+    for (size_t q = 0; questions && q < study.qa.size(); ++q) {
+      const data::QaPair& qa = study.qa[q];
+      out.answers.push_back({study.id, qa.type, qa.question, qa.answer,
+                             generator.generate(memory, answer_options, qa.question)});
+    }
   }
   progress.finish();
-  if (out.ids.empty())
+  if (options.targets.reports && out.ids.empty())
     throw Error(fmt::format("none of the {} studies has a report to compare with", test.size()));
-  const std::vector<std::string> baseline(out.ids.size(), most_common);
+  if (options.targets.answers && out.answers.empty())
+    throw Error(fmt::format("none of the {} studies has a question (manifest field \"qa\")", test.size()));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  out.results = {
-      {"generator", generation_metrics(out.references, out.generated, labels, options.rules)},
-      {"baseline", generation_metrics(out.references, baseline, labels, options.rules)},
-      {"baseline_report", most_common},
-      {"baseline_report_count", best},
-      {"decoding",
-       {{"beams", options.generate.beams},
-        {"max_new_tokens", options.generate.max_new_tokens},
-        {"length_penalty", options.generate.length_penalty}}},
-      {"studies", out.ids.size()},
-      {"failed_studies", loader.failed_studies()},
-      {"studies_without_report", without_report},
-      {"seconds", seconds},
-      {"tokenization", "BLEU and ROUGE-L on rouge-score tokens (lowercased [a-z0-9] runs) of both sides"}};
+  out.results = {{"decoding",
+                  {{"beams", options.generate.beams},
+                   {"max_new_tokens", options.generate.max_new_tokens},
+                   {"max_answer_tokens", options.max_answer_tokens},
+                   {"length_penalty", options.generate.length_penalty}}},
+                 {"failed_studies", loader.failed_studies()},
+                 {"seconds", seconds}};
+  if (options.targets.reports) {
+    const std::vector<std::string> baseline(out.ids.size(), most_common);
+    out.results["generator"] = generation_metrics(out.references, out.generated, labels, options.rules);
+    out.results["baseline"] = generation_metrics(out.references, baseline, labels, options.rules);
+    out.results["baseline_report"] = most_common;
+    out.results["baseline_report_count"] = best;
+    out.results["studies"] = out.ids.size();
+    out.results["studies_without_report"] = without_report;
+    out.results["tokenization"] =
+        "BLEU and ROUGE-L on rouge-score tokens (lowercased [a-z0-9] runs) of both sides";
+  }
+  if (options.targets.answers) {
+    out.results["vqa"] =
+        eval::score_vqa_answers(out.answers, eval::majority_answers(train), eval::majority_answers(test));
+    out.results["vqa"]["studies_without_questions"] = without_questions;
+    out.results["vqa"]["scoring"] =
+        "generative: the decoder writes the answer after [CLS] question [SEP]; exact match after "
+        "lowercasing and collapsing spaces";
+  }
   return out;
 }
 

@@ -1,5 +1,6 @@
 #include "hlip/gen/training.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -7,6 +8,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <numeric>
+#include <optional>
 
 #include "hlip/core/error.h"
 #include "hlip/core/files.h"
@@ -26,43 +30,83 @@ using json = nlohmann::json;
 
 namespace {
 
-// One training example: a study's visual tokens and the token ids to learn, [CLS] ... [SEP].
-struct Example {
-  at::Tensor tokens;         // bf16 [T, C]
-  std::vector<int64_t> ids;  // prompt and target
-  int64_t prompt = 1;        // leading ids that are given, not predicted
+// Token ids to learn, [CLS] ... [SEP], of which the first `prompt` are given, not predicted.
+struct Sequence {
+  std::vector<int64_t> ids;
+  int64_t prompt = 1;
 };
 
-// Every study of `dataset` with a report: its visual tokens (the frozen vision tower, every scan) and its
-// report's ids. Studies without one are counted in `skipped`.
+// What a study teaches: its report ([CLS] report [SEP], truncated to the decoder's positions) and, for
+// answers, [CLS] question [SEP] answer [SEP] per closed question (the question given, the answer predicted).
+std::vector<Sequence> study_sequences(const data::ManifestStudy& study, const text::Tokenizer& tokenizer,
+                                      const GeneratorTrainOptions& options, const Targets& targets) {
+  std::vector<Sequence> out;
+  const std::string report = targets.reports ? joined_report(study, options.report_source) : "";
+  if (!report.empty()) {
+    text::EncodeOptions encode;
+    encode.truncation = text::Truncation::longest_first;
+    encode.max_length = options.max_length;
+    out.push_back({tokenizer.encode(report, encode).input_ids, 1});
+  }
+  for (size_t q = 0; targets.answers && q < study.qa.size(); ++q) {
+    Sequence sequence{decoder_prompt(tokenizer, study.qa[q].question), 0};
+    sequence.prompt = static_cast<int64_t>(sequence.ids.size());
+    for (const int64_t id : tokenizer.tokenize_to_ids(study.qa[q].answer))
+      sequence.ids.push_back(id);
+    sequence.ids.push_back(tokenizer.sep_id());
+    if (static_cast<int64_t>(sequence.ids.size()) > options.max_length) {
+      throw UsageError(
+          fmt::format("{}: the question \"{}\" and its answer take {} tokens, more than "
+                      "--max-length {}",
+                      study.id, study.qa[q].question, sequence.ids.size(), options.max_length));
+    }
+    out.push_back(std::move(sequence));
+  }
+  return out;
+}
+
+// One training example of the frozen tower: a study's visual tokens (shared by its examples) and a sequence.
+struct Example {
+  at::Tensor tokens;  // bf16 [T, C]
+  Sequence text;
+};
+
+// Every study of `dataset` with something to learn, its visual tokens computed once (every scan, the tower in
+// eval mode). Studies with nothing are counted in `skipped`, the others in `studies`.
 std::vector<Example> build_examples(model::HlipClipImpl& clip, const text::Tokenizer& tokenizer,
                                     const data::StudyDataset& dataset, const GeneratorTrainOptions& options,
-                                    int64_t& skipped, const std::string& what) {
-  data::LoaderOptions loader_options = data::LoaderOptions::one_study_at_a_time(options.workers);
-  data::StudyLoader loader(dataset, loader_options);
+                                    int64_t& skipped, int64_t& studies, const std::string& what,
+                                    bool progress_bar) {
+  const Targets targets = parse_targets(options.targets);
+  data::StudyLoader loader(dataset, data::LoaderOptions::one_study_at_a_time(options.workers));
   loader.start(0);
   ProgressOptions progress_options;
-  if (!options.progress) progress_options.mode = ProgressMode::kOff;
+  if (!progress_bar) progress_options.mode = ProgressMode::kOff;
   Progress progress(what, dataset.size(), "studies", progress_options);
-  text::EncodeOptions encode;  // [CLS] report [SEP], truncated to the decoder's positions
-  encode.truncation = text::Truncation::longest_first;
-  encode.max_length = options.max_length;
   std::vector<Example> out;
   while (auto batch = loader.next()) {
-    const int64_t index = batch->indices.at(0);
-    const std::string report = joined_report(dataset.study(index), options.report_source);
     progress.advance(1 + batch->failed);
-    if (report.empty()) {
+    std::vector<Sequence> sequences =
+        study_sequences(dataset.study(batch->indices.at(0)), tokenizer, options, targets);
+    if (sequences.empty()) {
       ++skipped;
       continue;
     }
-    Example example;
-    example.tokens = visual_tokens(clip, batch->image)[0].to(at::kBFloat16).contiguous();
-    example.ids = tokenizer.encode(report, encode).input_ids;
-    out.push_back(std::move(example));
+    ++studies;
+    const at::Tensor tokens = visual_tokens(clip, batch->image)[0].to(at::kBFloat16).contiguous();
+    for (auto& sequence : sequences)
+      out.push_back({tokens, std::move(sequence)});
   }
   progress.finish();
   return out;
+}
+
+// The example indices of batch `b`: positions [b * size, (b + 1) * size) of `order`, clipped to its end.
+std::vector<int64_t> batch_picks(const std::vector<int64_t>& order, int64_t b, int64_t size) {
+  const auto begin = std::min<size_t>(static_cast<size_t>(b * size), order.size());
+  const auto end = std::min<size_t>(static_cast<size_t>((b + 1) * size), order.size());
+  return {order.begin() + static_cast<std::ptrdiff_t>(begin),
+          order.begin() + static_cast<std::ptrdiff_t>(end)};
 }
 
 struct Batch {
@@ -73,31 +117,44 @@ struct Batch {
   int64_t predicted = 0;
 };
 
+// Teacher forcing: inputs are the ids but the last, targets the ids but the first with the prompt's
+// (and padding's) positions ignored.
+void collate_text(const std::vector<const Sequence*>& sequences, int64_t pad_id, Batch& out) {
+  int64_t length = 0;
+  for (const Sequence* sequence : sequences)
+    length = std::max<int64_t>(length, static_cast<int64_t>(sequence->ids.size()));
+  const auto b = static_cast<int64_t>(sequences.size());
+  at::Tensor ids = at::full({b, length}, pad_id, at::kLong);
+  at::Tensor target = at::full({b, length}, -100, at::kLong);
+  for (int64_t i = 0; i < b; ++i) {
+    const Sequence& sequence = *sequences[static_cast<size_t>(i)];
+    const auto n = static_cast<int64_t>(sequence.ids.size());
+    ids[i].slice(0, 0, n).copy_(at::tensor(sequence.ids, at::kLong));
+    target[i].slice(0, sequence.prompt, n).copy_(ids[i].slice(0, sequence.prompt, n));
+    out.predicted += n - sequence.prompt;
+  }
+  out.input = ids.slice(1, 0, length - 1);
+  out.target = target.slice(1, 1, length);
+}
+
 Batch collate(const std::vector<Example>& examples, const std::vector<int64_t>& picks, int64_t pad_id) {
-  int64_t tokens = 0, length = 0;
+  int64_t tokens = 0;
+  std::vector<const Sequence*> sequences;
   for (const int64_t p : picks) {
     tokens = std::max<int64_t>(tokens, examples[static_cast<size_t>(p)].tokens.size(0));
-    length = std::max<int64_t>(length, static_cast<int64_t>(examples[static_cast<size_t>(p)].ids.size()));
+    sequences.push_back(&examples[static_cast<size_t>(p)].text);
   }
   const auto b = static_cast<int64_t>(picks.size());
   const int64_t channels = examples[static_cast<size_t>(picks.front())].tokens.size(1);
   Batch out;
   out.memory_tokens = at::zeros({b, tokens, channels}, at::kFloat);
   out.memory_mask = at::zeros({b, tokens}, at::kBool);
-  at::Tensor ids = at::full({b, length}, pad_id, at::kLong);
-  at::Tensor target = at::full({b, length}, -100, at::kLong);
   for (int64_t i = 0; i < b; ++i) {
-    const Example& example = examples[static_cast<size_t>(picks[static_cast<size_t>(i)])];
-    const int64_t t = example.tokens.size(0);
-    out.memory_tokens[i].slice(0, 0, t).copy_(example.tokens);
-    out.memory_mask[i].slice(0, 0, t).fill_(true);
-    const auto n = static_cast<int64_t>(example.ids.size());
-    ids[i].slice(0, 0, n).copy_(at::tensor(example.ids, at::kLong));
-    target[i].slice(0, example.prompt, n).copy_(ids[i].slice(0, example.prompt, n));
-    out.predicted += n - example.prompt;
+    const at::Tensor& example_tokens = examples[static_cast<size_t>(picks[static_cast<size_t>(i)])].tokens;
+    out.memory_tokens[i].slice(0, 0, example_tokens.size(0)).copy_(example_tokens);
+    out.memory_mask[i].slice(0, 0, example_tokens.size(0)).fill_(true);
   }
-  out.input = ids.slice(1, 0, length - 1);
-  out.target = target.slice(1, 1, length);
+  collate_text(sequences, pad_id, out);
   return out;
 }
 
@@ -113,13 +170,12 @@ double mean_loss(ReportDecoderImpl& decoder, const std::vector<Example>& example
   if (examples.empty()) return std::nan("");
   at::NoGradGuard no_grad;
   decoder.eval();
+  std::vector<int64_t> order(examples.size());
+  std::iota(order.begin(), order.end(), 0);
   double sum = 0;
   int64_t count = 0;
-  for (int64_t start = 0; start < static_cast<int64_t>(examples.size()); start += batch_size) {
-    std::vector<int64_t> picks;
-    for (int64_t i = start; i < std::min<int64_t>(start + batch_size, examples.size()); ++i)
-      picks.push_back(i);
-    const Batch batch = collate(examples, picks, pad_id);
+  for (int64_t b = 0; b * batch_size < static_cast<int64_t>(examples.size()); ++b) {
+    const Batch batch = collate(examples, batch_picks(order, b, batch_size), pad_id);
     sum += token_loss(decoder, batch).item<double>() * static_cast<double>(batch.predicted);
     count += batch.predicted;
   }
@@ -127,7 +183,113 @@ double mean_loss(ReportDecoderImpl& decoder, const std::vector<Example>& example
   return sum / static_cast<double>(count);
 }
 
+// The training batches of an epoch: the frozen tower's cached examples in a fresh order, or, fine-tuning,
+// batches of studies from the loader whose visual tokens are computed with gradients (every example of a
+// study reads its tokens). next() gives nothing at the end of the epoch.
+class EpochBatches {
+ public:
+  virtual ~EpochBatches() = default;
+  virtual int64_t per_epoch() const = 0;
+  virtual void start(int64_t epoch) = 0;
+  virtual std::optional<Batch> next() = 0;
+};
+
+class FrozenBatches : public EpochBatches {
+ public:
+  FrozenBatches(const std::vector<Example>& examples, int64_t batch_size, int64_t pad_id, uint64_t seed)
+      : examples_(examples),
+        batch_size_(batch_size),
+        pad_id_(pad_id),
+        generator_(at::detail::createCPUGenerator(seed)) {}
+  int64_t per_epoch() const override {
+    return (static_cast<int64_t>(examples_.size()) + batch_size_ - 1) / batch_size_;
+  }
+  void start(int64_t) override {
+    const at::Tensor permutation =
+        at::randperm(static_cast<int64_t>(examples_.size()), generator_, at::kLong);
+    order_.assign(permutation.data_ptr<int64_t>(), permutation.data_ptr<int64_t>() + permutation.numel());
+    next_ = 0;
+  }
+  std::optional<Batch> next() override {
+    if (next_ >= per_epoch()) return std::nullopt;
+    return collate(examples_, batch_picks(order_, next_++, batch_size_), pad_id_);
+  }
+
+ private:
+  const std::vector<Example>& examples_;
+  int64_t batch_size_, pad_id_;
+  at::Generator generator_;
+  std::vector<int64_t> order_;
+  int64_t next_ = 0;
+};
+
+class FinetuneBatches : public EpochBatches {
+ public:
+  FinetuneBatches(model::HlipClipImpl& clip, const text::Tokenizer& tokenizer,
+                  const data::StudyDataset& dataset, const GeneratorTrainOptions& options, int64_t pad_id)
+      : clip_(clip),
+        tokenizer_(tokenizer),
+        dataset_(dataset),
+        options_(options),
+        targets_(parse_targets(options.targets)),
+        pad_id_(pad_id),
+        loader_(dataset, [&] {
+          data::LoaderOptions loader_options;
+          loader_options.batch_size = options.batch_size;
+          loader_options.num_scans = options.num_scans;
+          loader_options.shuffle = true;
+          loader_options.drop_last = false;  // every study each epoch, as the frozen path
+          loader_options.seed = derive_seed(options.seed, name_hash("finetune-order"));
+          loader_options.workers = options.workers;
+          loader_options.texts = false;
+          loader_options.pin_memory = false;
+          return loader_options;
+        }()) {}
+  int64_t per_epoch() const override { return loader_.batches_per_epoch(); }
+  void start(int64_t epoch) override { loader_.start(epoch); }
+  std::optional<Batch> next() override {
+    while (auto studies = loader_.next()) {
+      std::vector<Sequence> sequences;
+      std::vector<int64_t> rows;
+      for (size_t i = 0; i < studies->indices.size(); ++i) {
+        for (auto& sequence :
+             study_sequences(dataset_.study(studies->indices[i]), tokenizer_, options_, targets_)) {
+          sequences.push_back(std::move(sequence));
+          rows.push_back(static_cast<int64_t>(i));
+        }
+      }
+      if (sequences.empty()) continue;  // nothing to learn in this batch
+      Batch batch;
+      const at::Tensor tokens = visual_tokens(clip_, studies->image, /*with_grad=*/true).to(at::kFloat);
+      batch.memory_tokens = tokens.index_select(0, at::tensor(rows, at::kLong));
+      batch.memory_mask = at::ones({batch.memory_tokens.size(0), batch.memory_tokens.size(1)}, at::kBool);
+      std::vector<const Sequence*> pointers;
+      for (const auto& sequence : sequences)
+        pointers.push_back(&sequence);
+      collate_text(pointers, pad_id_, batch);
+      return batch;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  model::HlipClipImpl& clip_;
+  const text::Tokenizer& tokenizer_;
+  const data::StudyDataset& dataset_;
+  const GeneratorTrainOptions& options_;
+  Targets targets_;
+  int64_t pad_id_;
+  data::StudyLoader loader_;
+};
+
 }  // namespace
+
+Targets parse_targets(const std::string& name) {
+  if (name == "report") return {true, false};
+  if (name == "qa") return {false, true};
+  if (name == "both") return {true, true};
+  throw UsageError(fmt::format("--targets \"{}\": expected report, qa or both", name));
+}
 
 GeneratorTrainResult train_generator(const GeneratorTrainOptions& options) {
   const auto started = std::chrono::steady_clock::now();
@@ -135,6 +297,10 @@ GeneratorTrainResult train_generator(const GeneratorTrainOptions& options) {
     throw UsageError("no --model (the HLIP model folder whose vision tower to read)");
   if (options.train_data.empty()) throw UsageError("no --train-data");
   if (options.out.empty()) throw UsageError("no --out folder");
+  const Targets targets = parse_targets(options.targets);
+  if (options.vision != "frozen" && options.vision != "finetune")
+    throw UsageError(fmt::format("--vision \"{}\": expected frozen or finetune", options.vision));
+  const bool finetune = options.vision == "finetune";
   if (options.batch_size < 1 || options.epochs < 1) {
     throw UsageError(fmt::format("--batch-size {} and --epochs {} must be at least 1", options.batch_size,
                                  options.epochs));
@@ -156,15 +322,36 @@ GeneratorTrainResult train_generator(const GeneratorTrainOptions& options) {
     throw UsageError(fmt::format("no studies of split \"{}\" in the training data", options.train_split));
   }
   const data::StudyDataset val_set(sources, options.val_split, preset);
-  int64_t skipped = 0;
-  const std::vector<Example> train = build_examples(*clip, tokenizer, train_set, options, skipped, "tokens");
-  int64_t val_skipped = 0;
-  const std::vector<Example> val =
-      val_set.size() > 0 ? build_examples(*clip, tokenizer, val_set, options, val_skipped, "val")
-                         : std::vector<Example>{};
-  if (train.empty()) {
-    throw Error(fmt::format("none of the {} training studies has a report{}", train_set.size(),
-                            options.report_source.empty() ? "" : " \"" + options.report_source + "\""));
+  // What there is to learn, counted from the manifests; the frozen tower's tokens are computed once here.
+  int64_t skipped = 0, studies = 0, examples = 0;
+  std::vector<Example> train;
+  if (finetune) {
+    for (int64_t i = 0; i < train_set.size(); ++i) {
+      const auto n =
+          static_cast<int64_t>(study_sequences(train_set.study(i), tokenizer, options, targets).size());
+      examples += n;
+      ++(n > 0 ? studies : skipped);
+    }
+  } else {
+    train =
+        build_examples(*clip, tokenizer, train_set, options, skipped, studies, "tokens", options.progress);
+    examples = static_cast<int64_t>(train.size());
+  }
+  const auto validation_examples = [&] {
+    int64_t s = 0, n = 0;
+    return val_set.size() > 0 ? build_examples(*clip, tokenizer, val_set, options, s, n, "val",
+                                               options.progress && !finetune)
+                              : std::vector<Example>{};
+  };
+  // Fine-tuning changes the tokens: the validation examples are then rebuilt after every epoch.
+  std::vector<Example> val = finetune ? std::vector<Example>{} : validation_examples();
+  if (examples == 0) {
+    const std::string report =
+        "a report" + (options.report_source.empty() ? "" : " \"" + options.report_source + "\"");
+    throw Error(fmt::format("none of the {} training studies has {}", train_set.size(),
+                            targets.reports && targets.answers ? report + " or a question"
+                            : targets.reports                  ? report
+                                                               : "a question (manifest field \"qa\")"));
   }
 
   DecoderConfig config;
@@ -173,7 +360,7 @@ GeneratorTrainResult train_generator(const GeneratorTrainOptions& options) {
   config.layers = options.layers;
   config.heads = options.heads;
   config.max_length = options.max_length;
-  config.visual_width = train.front().tokens.size(1);
+  config.visual_width = clip->config().vision.width;
   config.dropout = options.dropout;
   config.bos_id = tokenizer.cls_id();
   config.eos_id = tokenizer.sep_id();
@@ -186,55 +373,74 @@ GeneratorTrainResult train_generator(const GeneratorTrainOptions& options) {
   decoder->train();
   auto parameters = train::named_trainable_parameters(*decoder);
   train::AdamW optimizer(parameters, {options.lr, options.wd, 0.9, 0.98, 1e-6});
-  const auto batches_per_epoch =
-      static_cast<int64_t>((train.size() + static_cast<size_t>(options.batch_size) - 1) / options.batch_size);
+  // Fine-tuning: the trunk (the tokens the decoder reads) trains too, at its own rate on the same schedule.
+  std::vector<train::NamedParameter> trunk_parameters, all_parameters = parameters;
+  std::optional<train::AdamW> trunk_optimizer;
+  if (finetune) {
+    trunk_parameters = train::named_trainable_parameters(*clip->visual->trunk);
+    all_parameters.insert(all_parameters.end(), trunk_parameters.begin(), trunk_parameters.end());
+    trunk_optimizer.emplace(trunk_parameters,
+                            train::AdamWOptions{options.vision_lr, options.wd, 0.9, 0.98, 1e-6});
+    clip->visual->trunk->train();
+  }
+  std::unique_ptr<EpochBatches> batches;
+  if (finetune) {
+    batches = std::make_unique<FinetuneBatches>(*clip, tokenizer, train_set, options, config.pad_id);
+  } else {
+    batches = std::make_unique<FrozenBatches>(train, options.batch_size, config.pad_id,
+                                              derive_seed(options.seed, name_hash("order")));
+  }
   train::ScheduleOptions schedule;
   schedule.base_lr = options.lr;
   schedule.warmup_steps = options.warmup;
-  schedule.total_steps = batches_per_epoch * options.epochs;
+  schedule.total_steps = batches->per_epoch() * options.epochs;
 
   create_directories(options.out);
   std::ofstream metrics(fs::path(options.out) / "metrics.jsonl");
+  const auto millions = [](const std::vector<train::NamedParameter>& list) {
+    int64_t n = 0;
+    for (const auto& p : list)
+      n += p.tensor.numel();
+    return fmt::format("{:.2f}", static_cast<double>(n) / 1e6);
+  };
   spdlog::info(
-      "train-gen: {} training studies ({} without a report), {} validation, decoder {} M parameters, {} "
-      "steps",
-      train.size(), skipped, val.size(),
-      [&] {
-        int64_t n = 0;
-        for (const auto& p : parameters)
-          n += p.tensor.numel();
-        return fmt::format("{:.2f}", static_cast<double>(n) / 1e6);
-      }(),
-      schedule.total_steps);
+      "train-gen: {} training examples ({}) from {} studies ({} with nothing to learn), {} validation "
+      "examples, decoder {} M parameters, vision tower {}{}, {} steps",
+      examples, options.targets, studies, skipped, val.size(), millions(parameters),
+      finetune ? "fine-tuned: " + millions(trunk_parameters) + " M parameters at lr " +
+                     fmt::format("{:g}", options.vision_lr)
+               : "frozen",
+      finetune ? fmt::format(", {} scans per study", options.num_scans) : "", schedule.total_steps);
   ProgressOptions progress_options;
   if (!options.progress) progress_options.mode = ProgressMode::kOff;
   Progress progress("train-gen", schedule.total_steps, "steps", progress_options);
   GeneratorTrainResult result;
-  at::Generator order_generator =
-      at::detail::createCPUGenerator(derive_seed(options.seed, name_hash("order")));
   for (int64_t epoch = 0; epoch < options.epochs; ++epoch) {
-    const at::Tensor order = at::randperm(static_cast<int64_t>(train.size()), order_generator, at::kLong);
+    batches->start(epoch);
     double sum = 0;
     int64_t count = 0;
-    for (int64_t b = 0; b < batches_per_epoch; ++b) {
-      std::vector<int64_t> picks;
-      for (int64_t i = b * options.batch_size;
-           i < std::min<int64_t>((b + 1) * options.batch_size, static_cast<int64_t>(train.size())); ++i)
-        picks.push_back(order[i].item<int64_t>());
-      const Batch batch = collate(train, picks, config.pad_id);
-      optimizer.set_lr(train::learning_rate(schedule, result.steps));
+    while (const auto batch = batches->next()) {
+      const double lr = train::learning_rate(schedule, result.steps);
+      optimizer.set_lr(lr);
       optimizer.zero_grad();
-      const at::Tensor loss = token_loss(*decoder, batch);
+      if (trunk_optimizer) {
+        trunk_optimizer->set_lr(lr * options.vision_lr / options.lr);
+        trunk_optimizer->zero_grad();
+      }
+      const at::Tensor loss = token_loss(*decoder, *batch);
       loss.backward();
-      train::clip_grad_norm(parameters, 1.0);
+      train::clip_grad_norm(all_parameters, 1.0);
       optimizer.step();
+      if (trunk_optimizer) trunk_optimizer->step();
       ++result.steps;
-      sum += loss.item<double>() * static_cast<double>(batch.predicted);
-      count += batch.predicted;
+      const double value = loss.item<double>();
+      sum += value * static_cast<double>(batch->predicted);
+      count += batch->predicted;
       progress.advance();
-      progress.set_postfix(fmt::format("loss {:.3f}", loss.item<double>()));
+      progress.set_postfix(fmt::format("loss {:.3f}", value));
     }
     result.final_loss = sum / static_cast<double>(count);
+    if (finetune) val = validation_examples();
     result.val_loss = mean_loss(*decoder, val, options.batch_size, config.pad_id);
     json line = {
         {"epoch", epoch + 1}, {"step", result.steps}, {"loss", result.final_loss}, {"lr", optimizer.lr()}};
@@ -247,6 +453,7 @@ GeneratorTrainResult train_generator(const GeneratorTrainOptions& options) {
   json training = {{"train_data", options.train_data},
                    {"train_split", options.train_split},
                    {"report_source", options.report_source},
+                   {"targets", options.targets},
                    {"epochs", options.epochs},
                    {"batch_size", options.batch_size},
                    {"lr", options.lr},
@@ -256,13 +463,32 @@ GeneratorTrainResult train_generator(const GeneratorTrainOptions& options) {
                    {"steps", result.steps},
                    {"final_loss", result.final_loss}};
   if (std::isfinite(result.val_loss)) training["val_loss"] = result.val_loss;
-  const json generator_config = {
-      {"decoder", config.to_json()}, {"hlip_model", fs::absolute(options.model).lexically_normal().string()},
-      {"vision", "frozen"},          {"report_source", options.report_source},
-      {"training", training},        {"hlip_version", HLIP_VERSION_STRING}};
+  const std::string source_model = fs::absolute(options.model).lexically_normal().string();
+  json generator_config = {{"decoder", config.to_json()},
+                           {"hlip_model", source_model},
+                           {"vision", finetune ? "finetuned" : "frozen"},
+                           {"report_source", options.report_source},
+                           {"targets", options.targets},
+                           {"training", training},
+                           {"hlip_version", HLIP_VERSION_STRING}};
+  if (finetune) {
+    // The fine-tuned tower lives in the generator's own copy of the HLIP model (every tower, the tokenizer
+    // and the recorded preprocessing), named relative to the generator folder.
+    training["vision_lr"] = options.vision_lr;
+    training["num_scans"] = options.num_scans;
+    generator_config["training"] = training;
+    generator_config["hlip_model"] = "hlip";
+    generator_config["source_hlip_model"] = source_model;
+    model::SaveModelDirOptions save;
+    save.tokenizer = tokenizer_path;
+    save.preprocess_preset = model::recorded_preprocess_preset(options.model);
+    clip->eval();
+    model::save_model_dir(clip, clip->config(), (fs::path(options.out) / "hlip").string(), save);
+  }
   save_generator(*decoder, options.out, generator_config);
   result.out = options.out;
-  result.studies = static_cast<int64_t>(train.size());
+  result.studies = studies;
+  result.examples = examples;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return result;
 }

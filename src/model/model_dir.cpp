@@ -207,6 +207,19 @@ void save_model_dir(HlipClip& model, const ClipConfig& config, const std::string
   write_file_atomic((root / kConfigFile).string(), file.dump(2) + "\n");
 }
 
+std::optional<nlohmann::json> recorded_preprocess_preset(const std::string& dir) {
+  const fs::path config = fs::path(dir) / kConfigFile;
+  std::error_code error;
+  if (!fs::is_regular_file(config, error)) return std::nullopt;
+  std::ifstream in(config);
+  const nlohmann::json root = nlohmann::json::parse(in, nullptr, false);
+  if (root.is_discarded()) throw Error(fmt::format("{}: not valid JSON", config.string()));
+  if (root.contains("preprocess_cfg") && root["preprocess_cfg"].is_object() &&
+      root["preprocess_cfg"].contains("hlip_preset"))
+    return root["preprocess_cfg"]["hlip_preset"];
+  return std::nullopt;
+}
+
 std::string model_dir_tokenizer(const std::string& dir) {
   std::error_code error;
   const fs::path folder = fs::path(dir) / kTokenizerFolder;

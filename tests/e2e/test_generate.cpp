@@ -126,6 +126,98 @@ TEST_F(Generate, ZeroShotVqaAnswersTheSynthesisedQuestions) {
   EXPECT_EQ(count_lines(result.err), 1) << result.err;
 }
 
+TEST_F(Generate, GenerativeVqaLearnsAnswersAfterTheQuestion) {
+  const fs::path root = root_->path();
+  int64_t questions = 0, train_studies = 0, train_questions = 0;
+  for (const auto& line : lines_of((root / "cache/studies.jsonl").string())) {
+    const json study = json::parse(line);
+    questions += static_cast<int64_t>(study.at("qa").size());
+    if (study.at("split") != "train") continue;
+    ++train_studies;
+    train_questions += static_cast<int64_t>(study.at("qa").size());
+  }
+  auto result = run_hlip(train_gen("genqa", " --targets both"));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  // Every training study gives its report and one example per question.
+  const std::string learnt = std::to_string(train_studies + train_questions) + " examples of " +
+                             std::to_string(train_studies) + " studies";
+  EXPECT_NE(result.out.find(learnt), std::string::npos) << learnt << "\n" << result.out;
+  const json config = json::parse(read_file((root / "genqa/generator_config.json").string()));
+  EXPECT_EQ(config["targets"], "both");
+
+  // eval-gen scores what the generator learnt: reports and answers.
+  result = run_hlip("eval-gen --no-progress --model " + (root / "genqa").string() + " --data " +
+                    (root / "cache").string() + " --split all --out " + (root / "scoredqa").string() +
+                    " --max-new-tokens 8");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("majority"), std::string::npos) << result.out;
+  json scored = json::parse(read_file((root / "scoredqa/results.json").string()));
+  EXPECT_EQ(scored["studies"], 12);
+  ASSERT_TRUE(scored.contains("vqa"));
+  EXPECT_EQ(scored["vqa"]["questions"], questions);
+  for (const auto& [type, r] : scored["vqa"]["types"].items()) {
+    EXPECT_GE(r["accuracy"].get<double>(), 0.0) << type;
+    EXPECT_LE(r["accuracy"].get<double>(), 1.0) << type;
+    EXPECT_EQ(r["majority_from"], "train") << type;
+  }
+  const auto rows = lines_of((root / "scoredqa/answers.csv").string());
+  ASSERT_EQ(static_cast<int64_t>(rows.size()), questions + 1);
+  EXPECT_EQ(rows.front(), "study,type,question,answer,predicted");
+
+  // Answers only; a reports-only generator asked a question says so in one line.
+  result =
+      run_hlip("eval-gen --no-progress --model " + (root / "genqa").string() + " --data " +
+               (root / "cache").string() + " --split all --targets qa --out " + (root / "qaonly").string());
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  scored = json::parse(read_file((root / "qaonly/results.json").string()));
+  EXPECT_FALSE(scored.contains("generator"));
+  EXPECT_TRUE(scored.contains("vqa"));
+  EXPECT_FALSE(fs::exists(root / "qaonly/generations.csv"));
+
+  const json study = json::parse(lines_of((root / "data/studies.jsonl").string()).at(0));
+  std::string scans;
+  for (const auto& scan : study["scans"])
+    scans += " " + (root / "data" / scan["path"].get<std::string>()).string();
+  const std::string question = study["qa"][0]["question"].get<std::string>();
+  result = run_hlip("generate --json --model " + (root / "genqa").string() + " --question \"" + question +
+                    "\" --study" + scans);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(json::parse(result.out)["question"], question);
+  result = run_hlip(train_gen("gen_reports_only"));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  result = run_hlip("generate --model " + (root / "gen_reports_only").string() + " --question \"" + question +
+                    "\" --study" + scans);
+  EXPECT_EQ(result.exit_code, 2) << result.err;
+  EXPECT_NE(result.err.find("was trained to write reports only"), std::string::npos) << result.err;
+}
+
+TEST_F(Generate, FineTunedVisionTowerTravelsWithTheGenerator) {
+  const fs::path root = root_->path();
+  auto result = run_hlip(train_gen("genft", " --vision finetune --vision-lr 1e-3 --num-scans 2"));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("trained 9 steps"), std::string::npos) << result.out;  // 3 batches of 4 studies
+  const json config = json::parse(read_file((root / "genft/generator_config.json").string()));
+  EXPECT_EQ(config["vision"], "finetuned");
+  EXPECT_EQ(config["hlip_model"], "hlip");
+  EXPECT_EQ(config["training"]["num_scans"], 2);
+  for (const char* file :
+       {"hlip/open_clip_config.json", "hlip/model.safetensors", "hlip/tokenizer/vocab.txt"})
+    EXPECT_TRUE(fs::exists(root / "genft" / file)) << file;
+  EXPECT_EQ(lines_of((root / "genft/metrics.jsonl").string()).size(), 3u);
+  // The copy records the preprocessing of the model it came from, and its trunk moved.
+  const json source = json::parse(read_file((root / "logs/clip/model/open_clip_config.json").string()));
+  const json copy = json::parse(read_file((root / "genft/hlip/open_clip_config.json").string()));
+  EXPECT_EQ(copy["preprocess_cfg"]["hlip_preset"], source["preprocess_cfg"]["hlip_preset"]);
+  EXPECT_NE(read_file((root / "genft/hlip/model.safetensors").string()),
+            read_file((root / "logs/clip/model/model.safetensors").string()));
+
+  result = run_hlip("eval-gen --no-progress --model " + (root / "genft").string() + " --data " +
+                    (root / "cache").string() + " --split all --out " + (root / "scoredft").string() +
+                    " --max-new-tokens 8");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(json::parse(read_file((root / "scoredft/results.json").string()))["studies"], 12);
+}
+
 TEST_F(Generate, BadInputIsOneLine) {
   const fs::path root = root_->path();
   auto result = run_hlip("generate --model " + (root / "nowhere").string() + " --study x.nii.gz");

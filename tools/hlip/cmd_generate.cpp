@@ -1,6 +1,7 @@
 // `hlip train-gen`, `hlip generate` and `hlip eval-gen`: report generation on an HLIP model's vision tower
 // (docs/generation.md).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <filesystem>
 #include <fstream>
@@ -36,21 +37,13 @@ void add_decoding_flags(CLI::App& app, gen::GenerateOptions& options) {
       ->capture_default_str();
 }
 
-// CSV field: quoted, with quotes doubled.
-std::string csv_field(const std::string& text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
 }  // namespace
 
 Command train_gen_command() {
   return {
-      "train-gen", "Train a report decoder on an HLIP model's frozen visual tokens (docs/generation.md)",
+      "train-gen",
+      "Train a report (and answer) decoder on an HLIP model's visual tokens, the tower frozen or fine-tuned "
+      "(docs/generation.md)",
       [](CLI::App& app) {
         auto options = std::make_shared<gen::GeneratorTrainOptions>();
         auto no_progress = std::make_shared<bool>(false);
@@ -64,6 +57,21 @@ Command train_gen_command() {
         app.add_option("--val-split", options->val_split)->capture_default_str();
         app.add_option("--report-source", options->report_source,
                        "Report source of the manifest to learn (default: the main report)");
+        app.add_option("--targets", options->targets,
+                       "What to learn: report, qa (answers to the manifest's closed questions, after the "
+                       "question) or both")
+            ->check(CLI::IsMember({"report", "qa", "both"}))
+            ->capture_default_str();
+        app.add_option(
+               "--vision", options->vision,
+               "The vision tower: frozen (tokens computed once) or finetune (trained with the decoder)")
+            ->check(CLI::IsMember({"frozen", "finetune"}))
+            ->capture_default_str();
+        app.add_option("--vision-lr", options->vision_lr, "Peak learning rate of the fine-tuned vision tower")
+            ->capture_default_str();
+        app.add_option("--num-scans", options->num_scans, "Fine-tuning: scans drawn per study per step")
+            ->check(CLI::PositiveNumber)
+            ->capture_default_str();
         app.add_option("--width", options->width, "Decoder width")->capture_default_str();
         app.add_option("--layers", options->layers, "Decoder layers (self- and cross-attention each)")
             ->capture_default_str();
@@ -84,9 +92,10 @@ Command train_gen_command() {
           options->progress = !*no_progress;
           const auto result = gen::train_generator(*options);
           std::cout << fmt::format(
-              "trained {} steps on {} studies in {:.1f} s; last epoch loss {:.4f}, validation loss {:.4f}\n"
-              "generator: {}\n",
-              result.steps, result.studies, result.seconds, result.final_loss, result.val_loss, result.out);
+              "trained {} steps on {} examples of {} studies in {:.1f} s; last epoch loss {:.4f}, validation "
+              "loss {:.4f}\ngenerator: {}\n",
+              result.steps, result.examples, result.studies, result.seconds, result.final_loss,
+              result.val_loss, result.out);
           return 0;
         };
       }};
@@ -100,6 +109,7 @@ Command generate_command() {
           std::vector<std::string> study;
           std::string preset;
           std::string modality = "mri";
+          std::string question;
           gen::GenerateOptions decoding;
           bool json = false;
         };
@@ -114,6 +124,9 @@ Command generate_command() {
         app.add_option("--modality", args->modality)
             ->check(CLI::IsMember({"mri", "ct"}))
             ->capture_default_str();
+        app.add_option("--question", args->question,
+                       "Answer this closed question instead of writing a report (a generator trained with "
+                       "--targets qa or both)");
         add_decoding_flags(app, args->decoding);
         app.add_flag("--json", args->json, "Print JSON");
         return [args] {
@@ -123,13 +136,22 @@ Command generate_command() {
           for (const std::string& path : args->study)
             volumes.push_back(io::read_volume(path, 0, io::VoxelValues::kCompact));
           const at::Tensor image = eval::study_image_from_volumes(volumes, preset.preset).unsqueeze(0);
-          const std::string text = generator.generate(generator.memory(image), args->decoding);
+          if (!args->question.empty() &&
+              !gen::parse_targets(generator.config.value("targets", "report")).answers) {
+            throw UsageError(
+                fmt::format("--question: {} was trained to write reports only (train-gen "
+                            "--targets qa or both answers questions)",
+                            args->model));
+          }
+          const std::string text =
+              generator.generate(generator.memory(image), args->decoding, args->question);
           if (args->json) {
             json out = {{"text", text},
                         {"preset", preset.preset.name},
                         {"preset_from", preset.from},
                         {"beams", args->decoding.beams},
                         {"scans", args->study}};
+            if (!args->question.empty()) out["question"] = args->question;
             std::cout << out.dump(2) << "\n";
           } else {
             std::cout << text << "\n";
@@ -146,7 +168,7 @@ Command eval_gen_command() {
       "against the most-common-report baseline",
       [](CLI::App& app) {
         struct Args {
-          std::string model, data, split = "test", train_split = "train", out, preset, findings;
+          std::string model, data, split = "test", train_split = "train", out, preset, findings, targets;
           gen::GenEvalOptions options;
           bool no_progress = false;
         };
@@ -163,6 +185,13 @@ Command eval_gen_command() {
                        "The references' report source (default: the generator's)");
         app.add_option("--findings", args->findings,
                        "Finding rules, a JSON file (default: rules for hlip synth's labels)");
+        app.add_option("--targets", args->targets,
+                       "What to score: report, qa (answers to the studies' closed questions) or both "
+                       "(default: what the generator was trained on)")
+            ->check(CLI::IsMember({"report", "qa", "both"}));
+        app.add_option("--max-answer-tokens", args->options.max_answer_tokens, "Answer tokens at most")
+            ->check(CLI::PositiveNumber)
+            ->capture_default_str();
         app.add_option("--workers", args->options.workers, "Threads reading studies")->capture_default_str();
         app.add_flag("--no-progress", args->no_progress, "Hide the progress bar");
         add_decoding_flags(app, args->options.generate);
@@ -172,6 +201,8 @@ Command eval_gen_command() {
           if (!args->findings.empty()) options.rules = gen::read_finding_rules(args->findings);
           if (options.report_source.empty())
             options.report_source = generator.config.value("report_source", "");
+          options.targets = gen::parse_targets(
+              args->targets.empty() ? generator.config.value("targets", "report") : args->targets);
           options.progress = !args->no_progress;
           const auto preset = dataset_preset(args->data, args->preset, "mri");
           const data::StudyDataset test = split_dataset(args->data, args->split, preset);
@@ -182,26 +213,35 @@ Command eval_gen_command() {
           result.results["split"] = args->split;
           create_directories(args->out);
           const std::string results = (fs::path(args->out) / "results.json").string();
-          const std::string table = (fs::path(args->out) / "generations.csv").string();
           write_file_atomic(results, result.results.dump(2) + "\n");
-          std::string csv = "study,reference,generated\n";
-          for (size_t i = 0; i < result.ids.size(); ++i)
-            csv += fmt::format("{},{},{}\n", csv_field(result.ids[i]), csv_field(result.references[i]),
-                               csv_field(result.generated[i]));
-          write_file_atomic(table, csv);
-          const json& g = result.results["generator"];
-          const json& b = result.results["baseline"];
-          std::cout << fmt::format("{:<22} {:>10} {:>10}\n", "", "generator", "baseline");
-          for (const char* key : {"bleu1", "bleu4"})
-            std::cout << fmt::format("{:<22} {:>10.4f} {:>10.4f}\n", key, g["bleu"][key].get<double>(),
-                                     b["bleu"][key].get<double>());
-          std::cout << fmt::format("{:<22} {:>10.4f} {:>10.4f}\n", "rouge_l",
-                                   g["rouge_l"]["fmeasure"].get<double>(),
-                                   b["rouge_l"]["fmeasure"].get<double>());
-          for (const char* key : {"finding_f1_macro", "finding_f1_micro"})
-            std::cout << fmt::format("{:<22} {:>10.4f} {:>10.4f}\n", key, g[key].get<double>(),
-                                     b[key].get<double>());
-          std::cout << fmt::format("{} studies; wrote {} and {}\n", result.ids.size(), results, table);
+          std::vector<std::string> written{results};
+          if (options.targets.reports) {
+            const std::string table = (fs::path(args->out) / "generations.csv").string();
+            std::string csv = "study,reference,generated\n";
+            for (size_t i = 0; i < result.ids.size(); ++i)
+              csv += fmt::format("{},{},{}\n", csv_field(result.ids[i]), csv_field(result.references[i]),
+                                 csv_field(result.generated[i]));
+            write_file_atomic(table, csv);
+            written.push_back(table);
+            const json& g = result.results["generator"];
+            const json& b = result.results["baseline"];
+            std::cout << fmt::format("{:<22} {:>10} {:>10}\n", "", "generator", "baseline");
+            for (const char* key : {"bleu1", "bleu4"})
+              std::cout << fmt::format("{:<22} {:>10.4f} {:>10.4f}\n", key, g["bleu"][key].get<double>(),
+                                       b["bleu"][key].get<double>());
+            std::cout << fmt::format("{:<22} {:>10.4f} {:>10.4f}\n", "rouge_l",
+                                     g["rouge_l"]["fmeasure"].get<double>(),
+                                     b["rouge_l"]["fmeasure"].get<double>());
+            for (const char* key : {"finding_f1_macro", "finding_f1_micro"})
+              std::cout << fmt::format("{:<22} {:>10.4f} {:>10.4f}\n", key, g[key].get<double>(),
+                                       b[key].get<double>());
+            std::cout << fmt::format("{} studies\n", result.ids.size());
+          }
+          if (options.targets.answers) {
+            written.push_back(write_vqa_answers(args->out, result.answers));
+            print_vqa_table(result.results["vqa"]);
+          }
+          std::cout << fmt::format("wrote {}\n", fmt::join(written, ", "));
           return 0;
         };
       }};

@@ -532,25 +532,14 @@ Command vqa_command() {
               eval::evaluate_zeroshot_vqa(*clip, tokenizer, set, test, train, options);
           create_directories(args->out);
           const std::string results = (fs::path(args->out) / "results.json").string();
-          const std::string table = (fs::path(args->out) / "answers.csv").string();
           json written = result.results;
           written["model"] = args->model;
           written["data"] = args->data;
           written["split"] = args->split;
           write_file_atomic(results, written.dump(2) + "\n");
-          std::string csv = "study,type,question,answer,predicted\n";
-          for (const auto& row : result.rows)
-            csv += fmt::format("{},{},\"{}\",{},{}\n", row.study, row.type, row.question, row.answer,
-                               row.predicted);
-          write_file_atomic(table, csv);
-          std::cout << fmt::format("{:<14} {:>9} {:>9} {:>9}\n", "type", "questions", "accuracy", "majority");
-          for (const auto& [type, r] : result.results["types"].items())
-            std::cout << fmt::format("{:<14} {:>9} {:>9.3f} {:>9.3f}\n", type, r["questions"].get<int64_t>(),
-                                     r["accuracy"].get<double>(), r["majority_accuracy"].get<double>());
-          std::cout << fmt::format("{:<14} {:>9} {:>9.3f} {:>9.3f}\nwrote {} and {}\n", "all",
-                                   result.results["questions"].get<int64_t>(),
-                                   result.results["accuracy"].get<double>(),
-                                   result.results["majority_accuracy"].get<double>(), results, table);
+          const std::string table = write_vqa_answers(args->out, result.rows);
+          print_vqa_table(result.results);
+          std::cout << fmt::format("wrote {} and {}\n", results, table);
           return 0;
         };
       }};

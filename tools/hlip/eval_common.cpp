@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hlip/core/error.h"
+#include "hlip/core/files.h"
 
 namespace hlip::cli {
 
@@ -88,6 +89,36 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
+std::string csv_field(const std::string& text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string write_vqa_answers(const std::string& dir, const std::vector<eval::VqaRow>& rows) {
+  const std::string path = (std::filesystem::path(dir) / "answers.csv").string();
+  std::string csv = "study,type,question,answer,predicted\n";
+  for (const auto& row : rows) {
+    csv += fmt::format("{},{},{},{},{}\n", csv_field(row.study), csv_field(row.type), csv_field(row.question),
+                       csv_field(row.answer), csv_field(row.predicted));
+  }
+  write_file_atomic(path, csv);
+  return path;
+}
+
+void print_vqa_table(const nlohmann::json& scores) {
+  std::cout << fmt::format("{:<14} {:>9} {:>9} {:>9}\n", "type", "questions", "accuracy", "majority");
+  for (const auto& [type, r] : scores["types"].items()) {
+    std::cout << fmt::format("{:<14} {:>9} {:>9.3f} {:>9.3f}\n", type, r["questions"].get<int64_t>(),
+                             r["accuracy"].get<double>(), r["majority_accuracy"].get<double>());
+  }
+  std::cout << fmt::format("{:<14} {:>9} {:>9.3f} {:>9.3f}\n", "all", scores["questions"].get<int64_t>(),
+                           scores["accuracy"].get<double>(), scores["majority_accuracy"].get<double>());
+}
+
 nlohmann::json read_json_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw Error(fmt::format("{}: cannot open", path));
@@ -105,21 +136,12 @@ nlohmann::json read_json_file(const std::string& path) {
 ResolvedPreset resolve_preset(const std::string& flag, const std::string& model_dir,
                               const std::string& modality) {
   if (!flag.empty()) return {preset_from_flag(flag, modality), "--preset " + flag};
-  const std::string config = (fs::path(model_dir) / "open_clip_config.json").string();
-  std::error_code error;
-  if (fs::is_regular_file(config, error)) {
-    const nlohmann::json root = read_json_file(config);
-    const nlohmann::json* recorded = nullptr;
-    if (root.contains("preprocess_cfg") && root["preprocess_cfg"].is_object() &&
-        root["preprocess_cfg"].contains("hlip_preset")) {
-      recorded = &root["preprocess_cfg"]["hlip_preset"];
-    }
-    if (recorded) {
-      try {
-        return {preprocess::preset_from_json(*recorded), config + " preprocess_cfg.hlip_preset"};
-      } catch (const Error& e) {
-        throw Error(fmt::format("{}: preprocess_cfg.hlip_preset: {}", config, e.what()));
-      }
+  if (const auto recorded = model::recorded_preprocess_preset(model_dir)) {
+    const std::string config = (fs::path(model_dir) / "open_clip_config.json").string();
+    try {
+      return {preprocess::preset_from_json(*recorded), config + " preprocess_cfg.hlip_preset"};
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: preprocess_cfg.hlip_preset: {}", config, e.what()));
     }
   }
   return {preprocess::preset_for_modality(modality), "the default for " + modality};

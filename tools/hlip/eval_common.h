@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "hlip/data/dataset.h"
+#include "hlip/eval/vqa.h"
 #include "hlip/model/clip.h"
 #include "hlip/preprocess/preset.h"
 #include "hlip/text/tokenizer.h"
@@ -54,6 +55,15 @@ struct ResolvedPreset {
 // (open_clip_config.json "preprocess_cfg"."hlip_preset"), else the default preset of the modality.
 ResolvedPreset resolve_preset(const std::string& flag, const std::string& model_dir,
                               const std::string& modality);
+
+// A CSV field: quoted, with quotes doubled.
+std::string csv_field(const std::string& text);
+
+// `dir`/answers.csv (study,type,question,answer,predicted) of answered questions; returns its path.
+std::string write_vqa_answers(const std::string& dir, const std::vector<eval::VqaRow>& rows);
+
+// The table of eval::score_vqa_answers' result: per type and overall, accuracy beside the majority answer's.
+void print_vqa_table(const nlohmann::json& scores);
 
 // The flags every evaluation command takes: --model (required), --tokenizer, --data (required).
 void add_model_and_data_flags(CLI::App& app, std::string& model, std::string& tokenizer, std::string& data);

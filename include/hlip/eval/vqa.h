@@ -43,6 +43,18 @@ struct VqaResult {
   std::vector<VqaRow> rows;
 };
 
+// The most frequent (normalised) answer of each question type among `dataset`'s questions; ties go to the
+// answer first in alphabetical order.
+std::map<std::string, std::string> majority_answers(const data::StudyDataset& dataset);
+
+// Exact-match accuracy of answered questions, per type and overall, beside the majority answer of each type
+// (`train_majority`'s, else `test_majority`'s, which the result says): {"questions", "accuracy",
+// "majority_accuracy", "types": {type: {"questions", "accuracy", "majority_answer", "majority_from",
+// "majority_accuracy"}}}. Answers compare after normalize_answer. An hlip::Error when `rows` is empty.
+nlohmann::json score_vqa_answers(const std::vector<VqaRow>& rows,
+                                 const std::map<std::string, std::string>& train_majority,
+                                 const std::map<std::string, std::string>& test_majority);
+
 // Answers every question of `test`'s studies whose type the set has (others are counted as skipped);
 // the majority answer of each type comes from `train`'s questions (or from `test`'s when `train` has none of
 // that type, which the results say).

@@ -14,7 +14,9 @@
 #include <nlohmann/json.hpp>
 
 #include "hlip/data/dataset.h"
+#include "hlip/eval/vqa.h"
 #include "hlip/gen/generator.h"
+#include "hlip/gen/training.h"
 
 namespace hlip::gen {
 
@@ -47,17 +49,24 @@ struct GenEvalOptions {
   GenerateOptions generate;
   std::vector<FindingRule> rules = default_finding_rules();
   std::string report_source;  // the references ("" = the main report)
+  Targets targets;            // what to score: reports, answers to the studies' questions, or both
+  int64_t max_answer_tokens = 16;
   int workers = 2;
   bool progress = false;
 };
 
 struct GenEvalResult {
-  nlohmann::json results;  // metrics of the generator and of the baseline, decoding settings, counts
+  // Reports: "generator" and "baseline" metrics, the baseline report, decoding settings, counts; answers:
+  // "vqa" (eval::score_vqa_answers of the generated answers beside each type's majority answer).
+  nlohmann::json results;
   std::vector<std::string> ids, references, generated;
+  std::vector<eval::VqaRow> answers;
 };
 
 // Generates a report for every study of `test` with one, scores it, and scores the baseline: the most
-// frequent report of `train` (ties: the first in order) written for every study.
+// frequent report of `train` (ties: the first in order) written for every study. With `targets.answers`,
+// also answers every question of the studies (greedy or beam as `generate` says, at most
+// `max_answer_tokens`) and scores exact matches against the majority answers of `train`'s questions.
 GenEvalResult evaluate_generation(Generator& generator, const data::StudyDataset& test,
                                   const data::StudyDataset& train, const GenEvalOptions& options);
 

@@ -189,6 +189,11 @@ struct SaveModelDirOptions {
 void save_model_dir(HlipClip& model, const ClipConfig& config, const std::string& dir,
                     const SaveModelDirOptions& options = {});
 
+// The preprocessing a model folder records (open_clip_config.json "preprocess_cfg"."hlip_preset"), as
+// written; nothing when the folder has no config or the config no preset. A config that is not JSON is an
+// error.
+std::optional<nlohmann::json> recorded_preprocess_preset(const std::string& dir);
+
 // `dir/tokenizer` when it holds a vocab.txt (as save_model_dir writes it), else an empty string.
 std::string model_dir_tokenizer(const std::string& dir);
 

@@ -47,5 +47,25 @@ TEST(VqaSet, FileErrorsNameTheFieldOneLine) {
   EXPECT_NE(error_message([] { load_vqa_set("no-such-set"); }).find("known: synth-mri"), std::string::npos);
 }
 
+TEST(VqaScore, CountsExactMatchesPerTypeBesideTheMajorityAnswer) {
+  const std::vector<VqaRow> rows{
+      {"a", "side", "Which side?", "left", "Left"},    // right after normalising
+      {"b", "side", "Which side?", "right", "left"},   // wrong; the majority answer "left" is wrong too
+      {"c", "side", "Which side?", "left", " left "},  // right
+      {"a", "finding", "What?", "glioma", "stroke"},   // wrong; majority (from test) "glioma" right
+  };
+  const auto scores = score_vqa_answers(rows, {{"side", "left"}}, {{"side", "right"}, {"finding", "glioma"}});
+  EXPECT_EQ(scores["questions"], 4);
+  EXPECT_DOUBLE_EQ(scores["accuracy"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(scores["majority_accuracy"].get<double>(), 0.75);
+  EXPECT_DOUBLE_EQ(scores["types"]["side"]["accuracy"].get<double>(), 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(scores["types"]["side"]["majority_accuracy"].get<double>(), 2.0 / 3.0);
+  EXPECT_EQ(scores["types"]["side"]["majority_from"], "train");
+  EXPECT_EQ(scores["types"]["finding"]["majority_answer"], "glioma");
+  EXPECT_EQ(scores["types"]["finding"]["majority_from"], "evaluated split");
+  EXPECT_DOUBLE_EQ(scores["types"]["finding"]["accuracy"].get<double>(), 0.0);
+  EXPECT_THROW(score_vqa_answers({}, {}, {}), Error);
+}
+
 }  // namespace
 }  // namespace hlip::eval

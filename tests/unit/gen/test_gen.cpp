@@ -12,6 +12,7 @@
 #include "hlip/gen/decoder.h"
 #include "hlip/gen/evaluation.h"
 #include "hlip/gen/generator.h"
+#include "hlip/gen/training.h"
 #include "temp_dir.h"
 
 namespace hlip::gen {
@@ -218,6 +219,16 @@ TEST(GenerationMetrics, IdenticalTextsScoreOneAndFindingF1CountsByHand) {
   EXPECT_NEAR(one["finding_f1_macro"].get<double>(), 0.5 / 3, 1e-12);
   EXPECT_NEAR(one["finding_f1_micro"].get<double>(), 1.0 / 3, 1e-12);
   EXPECT_EQ(one["findings"]["stroke"]["n_mentioned"].get<double>(), 3);
+}
+
+TEST(Targets, ReportQaOrBoth) {
+  EXPECT_TRUE(parse_targets("report").reports);
+  EXPECT_FALSE(parse_targets("report").answers);
+  EXPECT_FALSE(parse_targets("qa").reports);
+  EXPECT_TRUE(parse_targets("qa").answers);
+  EXPECT_TRUE(parse_targets("both").reports && parse_targets("both").answers);
+  EXPECT_NE(test::error_message([] { parse_targets("answers"); }).find("expected report, qa or both"),
+            std::string::npos);
 }
 
 TEST(TidyText, JoinsWhatWordPieceSpacedApart) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <ATen/Parallel.h>
 
@@ -133,9 +134,9 @@ std::string hostname() {
   return name;
 }
 
-// Claims a run with an exclusively created lock file ("host pid"). A lock left by a dead process of this
-// host is taken over; a lock of a live process or of another host means someone else runs it.
-bool claim(const fs::path& lock) {
+}  // namespace
+
+bool claim_run_lock(const fs::path& lock, std::chrono::seconds stale_after) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     const int fd = open(lock.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (fd >= 0) {
@@ -151,15 +152,26 @@ bool claim(const fs::path& lock) {
     std::string host;
     pid_t pid = 0;
     owner >> host >> pid;
-    const bool dead_here = host == hostname() && pid > 0 && kill(pid, 0) != 0 && errno == ESRCH;
-    if (!dead_here) return false;
-    const fs::path stale = lock.string() + fmt::format(".stale.{}", getpid());
+    bool stale = host == hostname() && pid > 0 && kill(pid, 0) != 0 && errno == ESRCH;
+    if (!stale && host != hostname()) {
+      std::error_code error;
+      const auto touched = fs::last_write_time(lock, error);
+      stale = !error && fs::file_time_type::clock::now() - touched > stale_after;
+      if (stale) {
+        spdlog::warn("ablate: {} of {} (pid {}) untouched for over {} s: taking the run over", lock.string(),
+                     host, pid, stale_after.count());
+      }
+    }
+    if (!stale) return false;
+    const fs::path moved = lock.string() + fmt::format(".stale.{}", getpid());
     std::error_code ignored;
-    fs::rename(lock, stale, ignored);
-    fs::remove(stale, ignored);
+    fs::rename(lock, moved, ignored);
+    fs::remove(moved, ignored);
   }
   return false;
 }
+
+namespace {
 
 struct Data {
   std::map<std::string, std::string> caches;  // dataset name → cache folder
@@ -296,8 +308,15 @@ class Sweep {
     std::vector<std::thread> workers;
     for (int j = 0; j < jobs_; ++j)
       workers.emplace_back([this] { work(); });
+    std::thread heartbeat([this] { touch_running_locks(); });
     for (auto& worker : workers)
       worker.join();
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    heartbeat.join();
     write_sweep();
     SweepSummary summary;
     summary.runs = static_cast<int>(runs_.size());
@@ -319,6 +338,24 @@ class Sweep {
   };
 
   fs::path run_dir(const Run& run) const { return dir_ / run_path(plan_.arms[run.arm].id, run.seed); }
+
+  std::chrono::seconds stale_after() const {
+    return std::chrono::seconds(static_cast<int64_t>(options_.stale_lock_minutes * 60));
+  }
+
+  // Every minute, the lock files of this process's runs get a fresh modification time, so that other hosts
+  // can tell a live run from one whose machine crashed (claim_run_lock).
+  void touch_running_locks() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!stopping_) {
+      changed_.wait_for(lock, std::chrono::seconds(60), [this] { return stopping_; });
+      for (const Run& run : runs_) {
+        if (run.state != State::kRunning) continue;
+        std::error_code ignored;
+        fs::last_write_time(run_dir(run).string() + ".lock", fs::file_time_type::clock::now(), ignored);
+      }
+    }
+  }
 
   void write_sweep() {
     std::lock_guard<std::mutex> guard(write_mutex_);
@@ -357,7 +394,7 @@ class Sweep {
           }
         }
         create_directories(folder.parent_path().string());
-        if (!claim(folder.string() + ".lock")) {
+        if (!claim_run_lock(folder.string() + ".lock", stale_after())) {
           run.state = State::kElsewhere;
           continue;
         }
@@ -536,6 +573,7 @@ class Sweep {
   std::mutex write_mutex_;
   std::mutex print_mutex_;
   std::condition_variable changed_;
+  bool stopping_ = false;  // the workers are done: the heartbeat ends
   std::atomic<int> finished_{0};
 };
 

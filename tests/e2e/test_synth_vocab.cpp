@@ -1,7 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 #include "cli_runner.h"
 #include "temp_dir.h"
@@ -44,6 +49,29 @@ TEST_F(SynthVocab, SynthRejectsBadSplitsWithOneLine) {
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_NE(result.err.find("--splits"), std::string::npos) << result.err;
   EXPECT_EQ(count_lines(result.err), 1) << result.err;
+}
+
+TEST_F(SynthVocab, VocabLearnsTheClosedQuestionsUnlessToldNot) {
+  fs::create_directories(root_);
+  std::ofstream(root_ / "studies.jsonl")
+      << R"({"study": "a", "modality": "mri", "scans": ["a.nii"], "report": "Fine.", "qa": [)"
+      << R"({"type": "sequence", "question": "Which sequence?", "answer": "T1c"}]})"
+      << "\n";
+  const auto learn = [&](const std::string& extra) {
+    const auto result = run_hlip("vocab --manifest " + (root_ / "studies.jsonl").string() + " --out " +
+                                 (root_ / "v.txt").string() + extra);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    return std::make_pair(result.out, lines_of(root_ / "v.txt"));
+  };
+  const auto has = [](const std::vector<std::string>& tokens, const std::string& token) {
+    return std::find(tokens.begin(), tokens.end(), token) != tokens.end();
+  };
+  auto [out, tokens] = learn("");
+  EXPECT_NE(out.find("from 1 sentences and 1 questions of 1 studies"), std::string::npos) << out;
+  EXPECT_TRUE(has(tokens, "##1") && has(tokens, "w")) << "T1c and Which are spelled with the vocabulary";
+  std::tie(out, tokens) = learn(" --no-questions");
+  EXPECT_NE(out.find("and 0 questions"), std::string::npos) << out;
+  EXPECT_FALSE(has(tokens, "##1"));
 }
 
 TEST_F(SynthVocab, VocabNamesTheBadManifestLine) {

@@ -35,6 +35,12 @@ Command ablate_command() {
         app.add_option(
             "--only", options->only,
             "Only this ablation (name) or arm (id), with the arms they fine-tune from; repeatable");
+        app.add_option(
+               "--stale-lock-minutes", options->stale_lock_minutes,
+               "Take over a run whose lock, from another host, was not touched for this long (a live run "
+               "touches it every minute)")
+            ->check(CLI::PositiveNumber)
+            ->capture_default_str();
         app.add_flag("--plan", *plan_only, "Print the ablations and their arms (ids, changes) and stop");
         app.add_flag("--report-only", *report_only, "Rewrite the report from what is in --out, run nothing");
         app.add_flag("--no-progress", *no_progress, "No progress lines");

@@ -10,6 +10,7 @@
 //   options.jobs = 2;
 //   auto summary = hlip::ablate::run_sweep(options);   // runs/ablate/sweep.json, arms/<id>/seed-<S>/...
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -31,7 +32,15 @@ struct AblateOptions {
   std::vector<std::string> only;  // ablation names or arm ids (empty: all); their fine-tuning sources too
   std::string binary = "/proc/self/exe";  // the hlip executable the runs use
   bool progress = true;                   // progress lines on stdout
+  // A run's lock file is touched every minute while it runs; a lock of another host untouched for this long
+  // is taken to be left by a crashed machine and taken over (a dead process of this host is seen at once).
+  double stale_lock_minutes = 10;
 };
+
+// Claims a run by creating `lock` exclusively ("host pid"). Taken over: a lock of a process of this host that
+// no longer runs, and a lock of another host whose file was last touched more than `stale_after` ago. False
+// when a live run holds it.
+bool claim_run_lock(const std::filesystem::path& lock, std::chrono::seconds stale_after);
 
 struct SweepSummary {
   int runs = 0;  // arm × seed runs selected

@@ -405,8 +405,8 @@ GeneratorTrainResult train_generator(const GeneratorTrainOptions& options) {
   };
   spdlog::info(
       "train-gen: {} training examples ({}) from {} studies ({} with nothing to learn), {} validation "
-      "examples, decoder {} M parameters, vision tower {}{}, {} steps",
-      examples, options.targets, studies, skipped, val.size(), millions(parameters),
+      "studies, decoder {} M parameters, vision tower {}{}, {} steps",
+      examples, options.targets, studies, skipped, val_set.size(), millions(parameters),
       finetune ? "fine-tuned: " + millions(trunk_parameters) + " M parameters at lr " +
                      fmt::format("{:g}", options.vision_lr)
                : "frozen",

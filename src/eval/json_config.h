@@ -16,6 +16,10 @@ struct JsonConfig {
   std::string origin;  // the path, or "configs/<folder>/<name>.json (embedded)"
 };
 
+// The names of `embedded`, sorted (for "known: ..." in messages and listings).
+std::vector<std::string> embedded_names(
+    const std::vector<std::pair<std::string_view, std::string_view>>& embedded);
+
 // `name_or_path` read as a file when one exists (errors name the file and say it is not valid JSON), else
 // the embedded config of that name; nullopt when it is neither.
 std::optional<JsonConfig> read_json_config(

@@ -52,11 +52,7 @@ VqaSet parse_vqa_set(const json& root, const std::string& origin) {
 }  // namespace
 
 std::vector<std::string> known_vqa_sets() {
-  std::vector<std::string> names;
-  for (const auto& [name, contents] : detail::embedded_vqa_files())
-    names.emplace_back(name);
-  std::sort(names.begin(), names.end());
-  return names;
+  return detail::embedded_names(detail::embedded_vqa_files());
 }
 
 VqaSet load_vqa_set(const std::string& name_or_path) {

@@ -312,11 +312,7 @@ ZeroShotTask parse_task(const json& root, const std::string& origin) {
 }
 
 std::vector<std::string> known_tasks() {
-  std::vector<std::string> names;
-  for (const auto& [name, contents] : detail::embedded_task_files())
-    names.emplace_back(name);
-  std::sort(names.begin(), names.end());
-  return names;
+  return detail::embedded_names(detail::embedded_task_files());
 }
 
 void set_templates(ZeroShotTask& task, const std::vector<std::string>& templates) {
@@ -333,6 +329,15 @@ void set_templates(ZeroShotTask& task, const std::vector<std::string>& templates
 }
 
 namespace detail {
+
+std::vector<std::string> embedded_names(
+    const std::vector<std::pair<std::string_view, std::string_view>>& embedded) {
+  std::vector<std::string> names;
+  for (const auto& [name, contents] : embedded)
+    names.emplace_back(name);
+  std::sort(names.begin(), names.end());
+  return names;
+}
 
 std::optional<JsonConfig> read_json_config(
     const std::string& name_or_path,

@@ -225,15 +225,10 @@ class FrozenBatches : public EpochBatches {
 
 class FinetuneBatches : public EpochBatches {
  public:
-  FinetuneBatches(model::HlipClipImpl& clip, const text::Tokenizer& tokenizer,
+  // `sequences[i]`: what study i of `dataset` teaches (study_sequences, computed once for the run).
+  FinetuneBatches(model::HlipClipImpl& clip, const std::vector<std::vector<Sequence>>& sequences,
                   const data::StudyDataset& dataset, const GeneratorTrainOptions& options, int64_t pad_id)
-      : clip_(clip),
-        tokenizer_(tokenizer),
-        dataset_(dataset),
-        options_(options),
-        targets_(parse_targets(options.targets)),
-        pad_id_(pad_id),
-        loader_(dataset, [&] {
+      : clip_(clip), sequences_(sequences), pad_id_(pad_id), loader_(dataset, [&] {
           data::LoaderOptions loader_options;
           loader_options.batch_size = options.batch_size;
           loader_options.num_scans = options.num_scans;
@@ -249,23 +244,19 @@ class FinetuneBatches : public EpochBatches {
   void start(int64_t epoch) override { loader_.start(epoch); }
   std::optional<Batch> next() override {
     while (auto studies = loader_.next()) {
-      std::vector<Sequence> sequences;
+      std::vector<const Sequence*> pointers;
       std::vector<int64_t> rows;
       for (size_t i = 0; i < studies->indices.size(); ++i) {
-        for (auto& sequence :
-             study_sequences(dataset_.study(studies->indices[i]), tokenizer_, options_, targets_)) {
-          sequences.push_back(std::move(sequence));
+        for (const auto& sequence : sequences_[static_cast<size_t>(studies->indices[i])]) {
+          pointers.push_back(&sequence);
           rows.push_back(static_cast<int64_t>(i));
         }
       }
-      if (sequences.empty()) continue;  // nothing to learn in this batch
+      if (pointers.empty()) continue;  // nothing to learn in this batch
       Batch batch;
       const at::Tensor tokens = visual_tokens(clip_, studies->image, /*with_grad=*/true).to(at::kFloat);
       batch.memory_tokens = tokens.index_select(0, at::tensor(rows, at::kLong));
       batch.memory_mask = at::ones({batch.memory_tokens.size(0), batch.memory_tokens.size(1)}, at::kBool);
-      std::vector<const Sequence*> pointers;
-      for (const auto& sequence : sequences)
-        pointers.push_back(&sequence);
       collate_text(pointers, pad_id_, batch);
       return batch;
     }
@@ -274,10 +265,7 @@ class FinetuneBatches : public EpochBatches {
 
  private:
   model::HlipClipImpl& clip_;
-  const text::Tokenizer& tokenizer_;
-  const data::StudyDataset& dataset_;
-  const GeneratorTrainOptions& options_;
-  Targets targets_;
+  const std::vector<std::vector<Sequence>>& sequences_;
   int64_t pad_id_;
   data::StudyLoader loader_;
 };
@@ -325,12 +313,12 @@ GeneratorTrainResult train_generator(const GeneratorTrainOptions& options) {
   // What there is to learn, counted from the manifests; the frozen tower's tokens are computed once here.
   int64_t skipped = 0, studies = 0, examples = 0;
   std::vector<Example> train;
+  std::vector<std::vector<Sequence>> sequences;  // fine-tuning: per training study, read by every epoch
   if (finetune) {
     for (int64_t i = 0; i < train_set.size(); ++i) {
-      const auto n =
-          static_cast<int64_t>(study_sequences(train_set.study(i), tokenizer, options, targets).size());
-      examples += n;
-      ++(n > 0 ? studies : skipped);
+      sequences.push_back(study_sequences(train_set.study(i), tokenizer, options, targets));
+      examples += static_cast<int64_t>(sequences.back().size());
+      ++(sequences.back().empty() ? skipped : studies);
     }
   } else {
     train =
@@ -343,8 +331,6 @@ GeneratorTrainResult train_generator(const GeneratorTrainOptions& options) {
                                                options.progress && !finetune)
                               : std::vector<Example>{};
   };
-  // Fine-tuning changes the tokens: the validation examples are then rebuilt after every epoch.
-  std::vector<Example> val = finetune ? std::vector<Example>{} : validation_examples();
   if (examples == 0) {
     const std::string report =
         "a report" + (options.report_source.empty() ? "" : " \"" + options.report_source + "\"");
@@ -353,6 +339,8 @@ GeneratorTrainResult train_generator(const GeneratorTrainOptions& options) {
                             : targets.reports                  ? report
                                                                : "a question (manifest field \"qa\")"));
   }
+  // Fine-tuning changes the tokens: the validation examples are then rebuilt after every epoch.
+  std::vector<Example> val = finetune ? std::vector<Example>{} : validation_examples();
 
   DecoderConfig config;
   config.vocab_size = tokenizer.vocab().size();
@@ -385,7 +373,7 @@ GeneratorTrainResult train_generator(const GeneratorTrainOptions& options) {
   }
   std::unique_ptr<EpochBatches> batches;
   if (finetune) {
-    batches = std::make_unique<FinetuneBatches>(*clip, tokenizer, train_set, options, config.pad_id);
+    batches = std::make_unique<FinetuneBatches>(*clip, sequences, train_set, options, config.pad_id);
   } else {
     batches = std::make_unique<FrozenBatches>(train, options.batch_size, config.pad_id,
                                               derive_seed(options.seed, name_hash("order")));

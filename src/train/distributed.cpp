@@ -266,7 +266,9 @@ ProcessGroup::~ProcessGroup() = default;
 at::Tensor gather_features(ProcessGroup& group, const at::Tensor& local, bool with_grad) {
   const int64_t rows = local.size(0);
   const int64_t offset = group.rank() * rows;
-  const at::Tensor gathered = group.all_gather(local.detach().to(at::kFloat)).to(local.scalar_type());
+  // Gloo carries CPU tensors: features on a GPU travel through host memory.
+  const at::Tensor gathered =
+      group.all_gather(local.detach().to(at::kCPU, at::kFloat)).to(local.device(), local.scalar_type());
   std::vector<at::Tensor> parts;
   if (offset > 0) parts.push_back(gathered.slice(0, 0, offset));
   parts.push_back(local);
@@ -277,9 +279,9 @@ at::Tensor gather_features(ProcessGroup& group, const at::Tensor& local, bool wi
     // backward then hands this rank its own rows.
     ProcessGroup* group_pointer = &group;
     out.register_hook([group_pointer](const at::Tensor& grad) {
-      at::Tensor summed = grad.to(at::kFloat).contiguous().clone();
+      at::Tensor summed = grad.to(at::kCPU, at::kFloat).contiguous().clone();
       group_pointer->all_reduce_sum(summed);
-      return summed.to(grad.scalar_type());
+      return summed.to(grad.device(), grad.scalar_type());
     });
   }
   return out;
@@ -310,7 +312,7 @@ GradReducer::GradReducer(ProcessGroup& group, std::vector<at::Tensor> parameters
   }
   for (auto& bucket : buckets_) {
     const int64_t elements = bucket.offsets.back() + parameters_[bucket.members.back()].numel();
-    bucket.flat = at::zeros({elements}, at::kFloat);
+    bucket.flat = at::zeros({elements}, at::kFloat);  // host memory: Gloo reduces CPU tensors
   }
   for (size_t k = 0; k < parameters_.size(); ++k) {
     hooks_.push_back(
@@ -337,7 +339,7 @@ void GradReducer::on_gradient(size_t index, const at::Tensor& grad) {
   view.copy_(grad.reshape(-1));
   // The hook runs before this pass's gradient is added to .grad: what earlier passes accumulated is there.
   const at::Tensor& accumulated = parameters_[index].grad();
-  if (accumulated.defined()) view.add_(accumulated.reshape(-1).to(at::kFloat));
+  if (accumulated.defined()) view.add_(accumulated.reshape(-1).to(at::kCPU, at::kFloat));
   if (++bucket.ready == bucket.members.size()) launch_ready();
 }
 
@@ -377,7 +379,8 @@ void GradReducer::finish() {
       at::Tensor& target = targets_[bucket.members[slot]];
       target.mutable_grad() = bucket.flat.narrow(0, bucket.offsets[slot], target.numel())
                                   .view(target.sizes())
-                                  .to(target.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
+                                  .to(target.device(), target.scalar_type(), /*non_blocking=*/false,
+                                      /*copy=*/true);
     }
     bucket.ready = 0;
   }

@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 
+#include "hlip/core/device.h"
 #include "hlip/core/error.h"
 #include "hlip/core/files.h"
 #include "hlip/core/progress.h"
@@ -47,6 +48,8 @@ constexpr const char* kCheckpointKey = "hlip.checkpoint";
 constexpr const char* kOptimizerPrefix = "optimizer.";
 constexpr const char* kRngKey = "rng.cpu";
 constexpr const char* kRankRngKey = "rng.cpu.ranks";  // data-parallel: every rank's generator state, by rank
+constexpr const char* kCudaRngKey = "rng.cuda";       // training on a GPU: its generator's state
+constexpr const char* kCudaRankRngKey = "rng.cuda.ranks";  // ... every rank's, by rank
 
 bool is_rng_key(const std::string& name) {
   return name.rfind("rng.", 0) == 0;
@@ -92,7 +95,9 @@ struct Checkpoint {
   std::map<std::string, at::Tensor> model;
   std::map<std::string, at::Tensor> optimizer;
   at::Tensor rng;
-  at::Tensor rank_rng;  // [world, state bytes] of a data-parallel run
+  at::Tensor rank_rng;       // [world, state bytes] of a data-parallel run
+  at::Tensor cuda_rng;       // a run on a GPU: the device generator's state
+  at::Tensor cuda_rank_rng;  // ... of every rank
   Position position;
   json meta;
 };
@@ -116,6 +121,10 @@ Checkpoint read_checkpoint(const std::string& path) {
       out.rng = tensor;
     } else if (name == kRankRngKey) {
       out.rank_rng = tensor;
+    } else if (name == kCudaRngKey) {
+      out.cuda_rng = tensor;
+    } else if (name == kCudaRankRngKey) {
+      out.cuda_rank_rng = tensor;
     } else if (is_rng_key(name)) {
       continue;
     } else if (name.rfind(optimizer_prefix, 0) == 0) {
@@ -180,15 +189,16 @@ class OperatorProfile {
 };
 
 // The model, and for amp_bf16 a bf16 copy that does the computing while the
-// fp32 master takes the updates.
+// fp32 master takes the updates; both on the training device.
 class Models {
  public:
-  Models(const model::ClipConfig& config, Precision precision) : precision_(precision) {
+  Models(const model::ClipConfig& config, Precision precision, const c10::Device& device)
+      : precision_(precision) {
     master = model::HlipClip(config);
-    if (precision_ == Precision::kPureBf16) master->to(at::kBFloat16);
+    master->to(device, precision_ == Precision::kPureBf16 ? at::kBFloat16 : at::kFloat);
     if (precision_ == Precision::kAmpBf16) {
       compute_ = model::HlipClip(config);
-      compute_->to(at::kBFloat16);
+      compute_->to(device, at::kBFloat16);
     }
   }
 
@@ -290,10 +300,12 @@ class Trainer {
   bool agree_finite(StepLoss& loss);
   void connect_ranks();
   void synchronise_start();
+  void restore_cuda_rng(int world);
 
   TrainOptions options_;
   Evaluator evaluator_;
   Precision precision_;
+  c10::Device device_{c10::kCPU};
   fs::path run_dir_;
   std::shared_ptr<spdlog::logger> logger_;
   std::unique_ptr<io::EventWriter> events_;
@@ -424,7 +436,7 @@ void Trainer::build_model() {
   tokenizer_.emplace(text::Tokenizer::from_pretrained(tokenizer_path_));
 
   at::manual_seed(static_cast<uint64_t>(derive_seed(options_.seed, name_hash("init"))));
-  models_ = std::make_unique<Models>(config_, precision_);
+  models_ = std::make_unique<Models>(config_, precision_, device_);
   model::HlipClip& model = models_->master;
   if (model_dir || !options_.finetune.empty()) {
     const std::string source = !options_.finetune.empty() ? options_.finetune : options_.model;
@@ -461,6 +473,7 @@ void Trainer::build_model() {
       logger_->warn("the checkpoint holds the random state of {} ranks, this run has {}: ranks reseeded",
                     resumed_->rank_rng.size(0), world);
     }
+    if (device_.is_cuda()) restore_cuda_rng(world);
   }
   if (group_) {
     std::vector<at::Tensor> hooked = models_->compute_parameters(optimizer_->parameters());
@@ -481,8 +494,8 @@ void Trainer::build_model() {
   int64_t parameters = 0;
   for (const auto& p : optimizer_->parameters())
     parameters += p.tensor.numel();
-  logger_->info("model {}: {:.2f} M trainable parameters, precision {}", options_.model, parameters / 1e6,
-                options_.precision);
+  logger_->info("model {}: {:.2f} M trainable parameters, precision {}, device {}", options_.model,
+                parameters / 1e6, options_.precision, device_.str());
 }
 
 // Data-parallel start: every rank holds rank 0's weights, and ranks other than 0 draw their own random
@@ -496,10 +509,13 @@ void Trainer::synchronise_start() {
       tensors.push_back(item.value());
     for (const auto& item : models_->master->named_buffers(true))
       tensors.push_back(item.value());
-    // Gloo carries fp32; bf16 weights travel as fp32 and come back exactly.
+    // Gloo carries fp32 CPU tensors; bf16 weights travel as fp32 and come back exactly, GPU ones through
+    // host memory.
     std::vector<at::Tensor> wire;
-    for (const auto& tensor : tensors)
-      wire.push_back(tensor.is_floating_point() ? tensor.to(at::kFloat).contiguous() : tensor.contiguous());
+    for (const auto& tensor : tensors) {
+      wire.push_back(tensor.is_floating_point() ? tensor.to(at::kCPU, at::kFloat).contiguous()
+                                                : tensor.to(at::kCPU).contiguous());
+    }
     group_->broadcast(wire);
     for (size_t k = 0; k < tensors.size(); ++k)
       tensors[k].copy_(wire[k]);
@@ -507,6 +523,22 @@ void Trainer::synchronise_start() {
   if (group_->rank() != 0) {
     at::manual_seed(
         derive_seed(derive_seed(options_.seed, name_hash("rank")), static_cast<uint64_t>(group_->rank())));
+  }
+}
+
+// Resuming on a GPU: the device generator continues where the checkpoint's run left it (each rank's own in a
+// data-parallel run of the same size); a checkpoint from a CPU run leaves it seeded.
+void Trainer::restore_cuda_rng(int world) {
+  at::Generator generator = at::globalContext().defaultGenerator(device_);
+  if (resumed_->cuda_rank_rng.defined() && resumed_->cuda_rank_rng.size(0) == world) {
+    generator.set_state(resumed_->cuda_rank_rng[group_ ? group_->rank() : 0].clone());
+  } else if (resumed_->cuda_rng.defined() && world == 1) {
+    generator.set_state(resumed_->cuda_rng);
+  } else {
+    logger_->warn(
+        "the checkpoint holds no GPU random state for this run's {} rank{}: the GPU generator is "
+        "seeded afresh (dropout draws differ from the interrupted run)",
+        world, world == 1 ? "" : "s");
   }
 }
 
@@ -634,7 +666,9 @@ text::TextTensors Trainer::encode_texts(const std::vector<std::vector<std::strin
 
 model::ClipOutput Trainer::forward(model::HlipClipImpl& model, const data::StudyBatch& batch,
                                    const text::TextTensors& texts) const {
-  return model.forward(batch.image.to(models_->dtype()), texts.input_ids, texts.attention_mask);
+  const bool async = device_.is_cuda() && batch.image.is_pinned();
+  return model.forward(batch.image.to(device_, models_->dtype(), /*non_blocking=*/async),
+                       texts.input_ids.to(device_), texts.attention_mask.to(device_));
 }
 
 StepLoss Trainer::compute_loss(const at::Tensor& image_features, const at::Tensor& text_features,
@@ -791,12 +825,20 @@ void Trainer::save_checkpoint(const std::string& name, const Position& position)
   const at::Tensor rng = at::detail::getDefaultCPUGenerator().get_state();
   // Every rank's random state, so that a resumed data-parallel run continues each rank's stream.
   const at::Tensor rank_rng = group_ ? group_->all_gather(rng.unsqueeze(0)) : at::Tensor();
+  // On a GPU, dropout and patch dropout draw from the device's generator: its state too.
+  at::Tensor cuda_rng, cuda_rank_rng;
+  if (device_.is_cuda()) {
+    cuda_rng = at::globalContext().defaultGenerator(device_).get_state();
+    if (group_) cuda_rank_rng = group_->all_gather(cuda_rng.unsqueeze(0));
+  }
   if (!is_root()) return;
   std::map<std::string, at::Tensor> tensors = model::named_state(*models_->master);
   for (const auto& [key, value] : optimizer_->state())
     tensors.emplace(kOptimizerPrefix + key, value);
   tensors.emplace(kRngKey, rng);
   if (rank_rng.defined()) tensors.emplace(kRankRngKey, rank_rng);
+  if (cuda_rng.defined()) tensors.emplace(kCudaRngKey, cuda_rng);
+  if (cuda_rank_rng.defined()) tensors.emplace(kCudaRankRngKey, cuda_rank_rng);
   const json meta = {{"step", position.step},
                      {"epoch", position.epoch},
                      {"next_batch", position.next_batch},
@@ -826,6 +868,7 @@ TrainResult Trainer::run() {
   const auto started = std::chrono::steady_clock::now();
   validate_options();
   connect_ranks();
+  device_ = resolve_device(options_.device, env_.local_rank);
   set_up_run_folder();
   build_model();
   build_data();

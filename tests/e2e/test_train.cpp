@@ -55,6 +55,7 @@ TEST_F(Train, FlagsOverrideTheConfigFileAndTheRunFolderIsComplete) {
   const std::string params = read_file((run / "params.toml").string());
   EXPECT_NE(params.find("batch_size = 2\n"), std::string::npos) << params;  // the flag wins
   EXPECT_NE(params.find("num_scans = 2\n"), std::string::npos) << params;   // from the file
+  EXPECT_NE(params.find("device = 'cpu'\n"), std::string::npos) << params;
   EXPECT_TRUE(fs::exists(run / "model/open_clip_config.json"));
   // The cache's preset goes into the model folder, for `hlip zeroshot --study` on raw scans.
   const json config = json::parse(read_file((run / "model/open_clip_config.json").string()));
@@ -99,6 +100,33 @@ TEST_F(Train, ProfileStepsWriteAChromeTraceOfTheOperators) {
                                  " --name negative --profile-steps -1" + common());
   EXPECT_EQ(negative.exit_code, 2) << negative.err;
   EXPECT_NE(negative.err.find("--profile-steps -1 is negative"), std::string::npos) << negative.err;
+}
+
+// --device: a bad value is a usage error; cuda trains on the GPU where this hlip's LibTorch has CUDA and a
+// GPU is visible (`hlip version --json` says), and is otherwise refused with the reason.
+TEST_F(Train, DeviceIsCheckedAndCudaRunsWhereThereIsAGpu) {
+  const fs::path root = root_->path();
+  const auto bad =
+      run_hlip("train --config " + (root / "train.toml").string() + " --name gpu --device gpu" + common());
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("--device \"gpu\" is not cpu, cuda or cuda:N"), std::string::npos) << bad.err;
+
+  const auto version = run_hlip("version --json");
+  ASSERT_EQ(version.exit_code, 0) << version.err;
+  const json cuda = json::parse(version.out).at("cuda");
+  const auto run = run_hlip("train --config " + (root / "train.toml").string() +
+                            " --name cuda --batch-size 2 --device cuda" + common());
+  if (cuda.at("available").get<bool>()) {
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    EXPECT_NE(read_file((root / "logs/cuda/out.log").string()).find("device cuda:0"), std::string::npos);
+    EXPECT_TRUE(fs::exists(root / "logs/cuda/model/model.safetensors"));
+  } else {
+    EXPECT_EQ(run.exit_code, 2) << run.err;
+    EXPECT_EQ(run.err.rfind("hlip: error: --device cuda: ", 0), 0u) << run.err;
+    EXPECT_NE(run.err.find(cuda.at("compiled").get<bool>() ? "no CUDA device is visible" : "has no CUDA"),
+              std::string::npos)
+        << run.err;
+  }
 }
 
 TEST_F(Train, Init2dInflatesTheTrunkOfA2dModel) {

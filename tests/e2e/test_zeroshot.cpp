@@ -479,6 +479,15 @@ TEST_F(ZeroShot, BadInputGivesOneLineErrors) {
   const auto both = run_hlip("zeroshot --model " + model() + " --data " + cache() +
                              " --out x --task synth-brain-5 " + "--classes a,b");
   EXPECT_EQ(both.exit_code, 2);
+
+  // --device is checked before any study is read (the embedding commands share the flag).
+  for (const std::string& command : {"zeroshot --task synth-brain-5 --out " + (root() / "x").string(),
+                                     "embed --out " + (root() / "x.safetensors").string()}) {
+    const auto device = run_hlip(command + " --model " + model() + " --data " + cache() + " --device cuda:x");
+    EXPECT_EQ(device.exit_code, 2) << command << ": " << device.err;
+    EXPECT_NE(device.err.find("--device \"cuda:x\" is not cpu, cuda or cuda:N"), std::string::npos)
+        << device.err;
+  }
 }
 
 // synth-ich on synthetic head CT, each series prepared into three windowed scans: the task's label keys are

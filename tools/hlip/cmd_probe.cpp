@@ -21,6 +21,7 @@ namespace fs = std::filesystem;
 
 struct ProbeArgs {
   std::string model;
+  std::string device = "cpu";
   std::string data;
   std::string train_split = "train";
   std::string val_split = "val";
@@ -63,7 +64,7 @@ int run_probe(const ProbeArgs& args) {
   const data::StudyDataset train = split_dataset(args.data, args.train_split, preset);
   const data::StudyDataset val = split_dataset(args.data, args.val_split, preset);
   const data::StudyDataset test = split_dataset(args.data, args.test_split, preset);
-  model::HlipClip clip = load_model(args.model);
+  model::HlipClip clip = load_model(args.model, args.device);
   eval::ProbeOptions options;
   if (!args.l2_grid.empty()) options.l2_grid = args.l2_grid;
   if (args.bootstrap >= 0 || args.seed >= 0) {
@@ -127,6 +128,7 @@ Command probe_command() {
             ->check(CLI::NonNegativeNumber);
         app.add_option("--seed", args->seed, "Bootstrap seed")->check(CLI::NonNegativeNumber);
         app.add_option("--workers", args->workers, "Threads reading studies ahead")->capture_default_str();
+        add_device_flag(app, args->device);
         app.add_flag("--no-progress", args->no_progress, "Hide the progress bar");
         return [args] { return run_probe(*args); };
       }};

@@ -19,6 +19,7 @@ namespace fs = std::filesystem;
 
 struct RetrieveArgs {
   std::string model;
+  std::string device = "cpu";
   std::string tokenizer;
   std::string data;
   std::string split = "test";
@@ -36,7 +37,7 @@ int run_retrieve(const RetrieveArgs& args) {
   const data::StudyDataset dataset =
       split_dataset(args.data, args.split,
                     dataset_preset(args.data, args.preset, args.modality.empty() ? "mri" : args.modality));
-  model::HlipClip clip = load_model(args.model);
+  model::HlipClip clip = load_model(args.model, args.device);
   const text::Tokenizer tokenizer = load_tokenizer(args.tokenizer, args.model);
   eval::RetrievalOptions options;
   options.report_source = args.report_source;
@@ -83,6 +84,7 @@ Command retrieve_command() {
                        "Image row matched with reports (default: 1, the report row, for dual models; else 0)")
             ->check(CLI::NonNegativeNumber);
         app.add_option("--workers", args->workers, "Threads reading studies ahead")->capture_default_str();
+        add_device_flag(app, args->device);
         app.add_flag("--no-progress", args->no_progress, "Hide the progress bar");
         return [args] { return run_retrieve(*args); };
       }};

@@ -39,6 +39,7 @@ using json = nlohmann::json;
 
 struct ZeroShotArgs {
   std::string model;
+  std::string device = "cpu";
   std::string tokenizer;
   std::string data;
   std::string split = "test";
@@ -198,7 +199,7 @@ int run_single_study(const ZeroShotArgs& args) {
       !args.modality.empty() ? args.modality : (task.modality.empty() ? "mri" : task.modality);
   const ResolvedPreset preset = resolve_preset(args.preset, args.model, modality);
   std::cerr << fmt::format("preset {} (from {})\n", preset.preset.name, preset.from);
-  model::HlipClip clip = load_model(args.model);
+  model::HlipClip clip = load_model(args.model, args.device);
   const text::Tokenizer tokenizer = load_tokenizer(args.tokenizer, args.model);
   std::vector<io::Volume> volumes;
   for (const std::string& path : args.study)
@@ -279,7 +280,7 @@ int run_split(const ZeroShotArgs& args) {
   const data::StudyDataset dataset =
       split_dataset(args.data, args.split,
                     dataset_preset(args.data, args.preset, task.modality.empty() ? "mri" : task.modality));
-  model::HlipClip clip = load_model(args.model);
+  model::HlipClip clip = load_model(args.model, args.device);
   const text::Tokenizer tokenizer = load_tokenizer(args.tokenizer, args.model);
   eval::ZeroShotOptions options;
   if (args.bootstrap >= 0 || args.seed >= 0) {
@@ -379,6 +380,7 @@ Command zeroshot_command() {
         app.add_option("--seed", args->seed, "Bootstrap seed (default: the task's, 0)")
             ->check(CLI::NonNegativeNumber);
         app.add_option("--workers", args->workers, "Threads reading studies ahead")->capture_default_str();
+        add_device_flag(app, args->device);
         app.add_flag("--no-progress", args->no_progress, "Hide the progress bar");
         add_parallel_flags(app, *args);
         return [args] {
@@ -408,6 +410,7 @@ Command embed_command() {
         app.add_option("--modality", args->modality, "mri or ct, for a cache folder given as --preset")
             ->check(CLI::IsMember({"mri", "ct"}));
         app.add_option("--workers", args->workers, "Threads reading studies ahead")->capture_default_str();
+        add_device_flag(app, args->device);
         app.add_flag("--no-progress", args->no_progress, "Hide the progress bar");
         app.add_option("--precision", args->precision,
                        "fp32, or bf16: the model's weights and activations in bfloat16 (embeddings are "
@@ -435,7 +438,7 @@ Command embed_command() {
           }
           std::optional<std::pair<std::vector<std::string>, std::vector<std::string>>> listed;
           if (!args->texts.empty()) listed = read_text_list(args->texts);  // before the slow steps
-          model::HlipClip clip = load_model(args->model);
+          model::HlipClip clip = load_model(args->model, args->device);
           if (args->precision == "bf16") clip->to(at::kBFloat16);  // weights, activations and inputs
           eval::EmbedOptions options;
           options.workers = args->workers;
@@ -516,6 +519,7 @@ Command vqa_command() {
         app.add_option("--out", args->out, "Output folder for results.json and answers.csv")->required();
         app.add_option("--preset", args->preset, "Preprocessing for a manifest");
         app.add_option("--workers", args->workers, "Threads reading studies ahead")->capture_default_str();
+        add_device_flag(app, args->device);
         app.add_flag("--no-progress", args->no_progress, "Hide the progress bar");
         return [args, answers, train_split] {
           const eval::VqaSet set = eval::load_vqa_set(*answers);
@@ -523,7 +527,7 @@ Command vqa_command() {
           const data::StudyDataset test = split_dataset(args->data, args->split, preset);
           const data::StudyDataset train(std::vector<data::DataSource>{data::parse_data_source(args->data)},
                                          *train_split, preset);
-          model::HlipClip clip = load_model(args->model);
+          model::HlipClip clip = load_model(args->model, args->device);
           const text::Tokenizer tokenizer = load_tokenizer(args->tokenizer, args->model);
           eval::VqaOptions options;
           options.embed.workers = args->workers;

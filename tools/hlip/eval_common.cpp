@@ -11,8 +11,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hlip/core/device.h"
 #include "hlip/core/error.h"
 #include "hlip/core/files.h"
+#include "hlip/train/distributed.h"
 
 namespace hlip::cli {
 
@@ -60,12 +62,21 @@ data::StudyDataset split_dataset(const std::string& data, const std::string& spl
       splits.empty() ? "none, the data has no study" : fmt::format("{}", fmt::join(splits, ", "))));
 }
 
-model::HlipClip load_model(const std::string& dir) {
+void add_device_flag(CLI::App& app, std::string& device) {
+  app.add_option("--device", device,
+                 "cpu, cuda or cuda:N (cuda: GPU LOCAL_RANK of a sharded run; needs a CUDA LibTorch)")
+      ->capture_default_str();
+}
+
+model::HlipClip load_model(const std::string& dir, const std::string& device) {
+  const c10::Device target = resolve_device(device, train::dist_env_from_environment().local_rank);
   std::error_code error;
   if (!fs::is_directory(dir, error)) throw Error(fmt::format("--model {}: not a model folder", dir));
   model::LoadReport report;
   model::HlipClip clip = model::load_model_dir(dir, {}, &report);
-  std::cerr << fmt::format("model {}: {}\n", dir, report.summary());
+  clip->to(target);
+  std::cerr << fmt::format("model {}: {}{}\n", dir, report.summary(),
+                           target.is_cpu() ? "" : fmt::format(", on {}", target.str()));
   return clip;
 }
 

@@ -34,8 +34,12 @@ std::optional<preprocess::Preset> dataset_preset(const std::string& data, const 
 data::StudyDataset split_dataset(const std::string& data, const std::string& split,
                                  const std::optional<preprocess::Preset>& preset);
 
-// A model folder, with its load report on stderr.
-model::HlipClip load_model(const std::string& dir);
+// `--device cpu | cuda | cuda:N`: where a command's model computes (studies are read and scored on the CPU).
+void add_device_flag(CLI::App& app, std::string& device);
+
+// A model folder on `device` (a --device value; "cuda" is cuda:LOCAL_RANK for a sharded run), with its load
+// report on stderr.
+model::HlipClip load_model(const std::string& dir, const std::string& device = "cpu");
 
 // --tokenizer, else MODEL/tokenizer.
 text::Tokenizer load_tokenizer(const std::string& flag, const std::string& model_dir);

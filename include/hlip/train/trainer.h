@@ -76,6 +76,7 @@ struct TrainOptions {
   double lr_cooldown_power = 1.0;
   double grad_clip_norm = 0.0;     // 0: no clipping
   std::string precision = "fp32";  // fp32 | amp_bf16 | pure_bf16
+  std::string device = "cpu";      // cpu | cuda | cuda:N ("cuda": cuda:LOCAL_RANK in data-parallel runs)
   uint64_t seed = 0;
   // Run folder
   std::string logs = "logs";

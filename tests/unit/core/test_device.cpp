@@ -6,18 +6,12 @@
 
 #include "hlip/core/device.h"
 #include "hlip/core/error.h"
+#include "temp_dir.h"
 
 namespace hlip {
 namespace {
 
-std::string usage_error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_message;
 
 TEST(Device, ParsesCpuCudaAndAnIndex) {
   EXPECT_EQ(parse_device("cpu"), DeviceChoice{});
@@ -33,7 +27,8 @@ TEST(Device, ParsesCpuCudaAndAnIndex) {
 
 TEST(Device, MalformedValuesNameTheFlagAndTheValue) {
   for (const std::string bad : {"gpu", "CUDA", "cuda:", "cuda:x", "cuda:-1", "cuda:1x", "cuda:12345", ""}) {
-    const std::string message = usage_error_of([&] { parse_device(bad); });
+    EXPECT_THROW(parse_device(bad), UsageError) << bad;
+    const std::string message = error_message([&] { parse_device(bad); });
     EXPECT_NE(message.find("--device \"" + bad + "\""), std::string::npos) << bad << ": " << message;
     EXPECT_NE(message.find("cpu, cuda or cuda:N"), std::string::npos) << message;
   }
@@ -41,13 +36,13 @@ TEST(Device, MalformedValuesNameTheFlagAndTheValue) {
 
 TEST(Device, ChecksTheLibTorchAndTheVisibleGpus) {
   const DeviceChoice cpu{}, first{true, 0}, third{true, 2};
-  EXPECT_EQ(usage_error_of([&] { check_device(cpu, "cpu", false, 0); }), "");
-  EXPECT_EQ(usage_error_of([&] { check_device(third, "cuda:2", true, 3); }), "");
-  EXPECT_NE(usage_error_of([&] { check_device(first, "cuda", false, 0); }).find("has no CUDA"),
+  EXPECT_NO_THROW(check_device(cpu, "cpu", false, 0));
+  EXPECT_NO_THROW(check_device(third, "cuda:2", true, 3));
+  EXPECT_NE(error_message([&] { check_device(first, "cuda", false, 0); }).find("has no CUDA"),
             std::string::npos);
-  EXPECT_NE(usage_error_of([&] { check_device(first, "cuda", true, 0); }).find("no CUDA device is visible"),
+  EXPECT_NE(error_message([&] { check_device(first, "cuda", true, 0); }).find("no CUDA device is visible"),
             std::string::npos);
-  const std::string message = usage_error_of([&] { check_device(third, "cuda:2", true, 2); });
+  const std::string message = error_message([&] { check_device(third, "cuda:2", true, 2); });
   EXPECT_NE(message.find("--device cuda:2: cuda:2 is not one of the 2 visible CUDA devices (cuda:0..1)"),
             std::string::npos)
       << message;
@@ -60,7 +55,7 @@ TEST(Device, ResolvesOnThisMachine) {
     EXPECT_TRUE(gpu.is_cuda());
     EXPECT_EQ(gpu.index(), 0);
   } else {
-    EXPECT_NE(usage_error_of([] { resolve_device("cuda"); }), "");
+    EXPECT_THROW(resolve_device("cuda"), UsageError);
   }
 }
 

@@ -13,6 +13,7 @@
 #include "hlip/core/error.h"
 #include "hlip/preprocess/intensity.h"
 #include "reference_data.h"
+#include "temp_dir.h"
 
 namespace hlip::preprocess {
 namespace {
@@ -32,14 +33,7 @@ double sorted_percentile(std::vector<float> v, double q) {
   return t >= 0.5 ? b - (b - a) * (1 - t) : a + (b - a) * t;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_message;
 
 TEST(Intensity, PercentilesMatchNumpy) {
   const json& cases = preprocess_reference()["intensity"]["percentiles"];
@@ -125,7 +119,7 @@ TEST(Intensity, NormalizedRangeIsZeroToOne) {
 TEST(Intensity, NanInfAndBadArgumentsAreErrors) {
   at::Tensor x = at::rand({4, 4, 4});
   x[1][2][3] = NAN;
-  EXPECT_NE(error_of([&] { percentile(x, 50); }).find("NaN"), std::string::npos);
+  EXPECT_NE(error_message([&] { percentile(x, 50); }).find("NaN"), std::string::npos);
   EXPECT_THROW(percentile_normalize(x), Error);
   EXPECT_THROW(apply_window(x, named_window("brain")), Error);
   x[1][2][3] = INFINITY;
@@ -157,7 +151,7 @@ TEST(Intensity, NamedWindows) {
   EXPECT_EQ(named_window("bone").level_hu(), 600);
   EXPECT_EQ(named_window("bone").width_hu(), 2800);
   EXPECT_EQ(CtWindow::from_level_width("lung", -600, 1500), (CtWindow{"lung", -1350, 150}));
-  const std::string message = error_of([] { named_window("lungs"); });
+  const std::string message = error_message([] { named_window("lungs"); });
   EXPECT_NE(message.find("\"lungs\""), std::string::npos) << message;
   EXPECT_NE(message.find("brain, subdural, blood, bone, ct-rate"), std::string::npos) << message;
   EXPECT_THROW(apply_window(at::zeros({2}), CtWindow{"empty", 10, 10}), Error);

@@ -12,6 +12,7 @@
 #include "hlip/preprocess/preset.h"
 #include "hlip/preprocess/resample.h"
 #include "reference_data.h"
+#include "temp_dir.h"
 
 namespace hlip::preprocess {
 namespace {
@@ -21,14 +22,7 @@ using test::max_abs_diff;
 using test::preprocess_reference;
 using test::reference_array;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_message;
 
 Preset preset_from_case(const json& c) {
   Preset p = preset_for_modality(c["modality"]);
@@ -190,22 +184,22 @@ TEST(Pipeline, BadScansAreErrorsNamingTheFile) {
   at::Tensor values = at::rand({6, 5, 4});
   values[2][3][1] = NAN;
   const io::Volume nan_scan = test::fortran_volume(values, {1, 1, 1}, io::identity_affine(), "nan.nii.gz");
-  std::string m = error_of([&] { preprocess_volume(nan_scan, preset_by_name("mri-brain")); });
+  std::string m = error_message([&] { preprocess_volume(nan_scan, preset_by_name("mri-brain")); });
   EXPECT_NE(m.find("nan.nii.gz: scan: voxel (2, 3, 1) is NaN"), std::string::npos) << m;
   values[2][3][1] = -INFINITY;
   const io::Volume inf_scan = test::fortran_volume(values, {1, 1, 1}, io::identity_affine(), "inf.nii.gz");
-  m = error_of([&] { preprocess_volume(inf_scan, preset_by_name("ct-head")); });
+  m = error_message([&] { preprocess_volume(inf_scan, preset_by_name("ct-head")); });
   EXPECT_NE(m.find("inf.nii.gz: scan: voxel (2, 3, 1) is -inf"), std::string::npos) << m;
 
   io::Volume flat =
       test::fortran_volume(at::rand({6, 5, 4}), {1, 1, 1}, io::identity_affine(), "flat.nii.gz");
   flat.affine[2][2] = 0;
-  m = error_of([&] { preprocess_volume(flat, preset_by_name("mri-brain")); });
+  m = error_message([&] { preprocess_volume(flat, preset_by_name("mri-brain")); });
   EXPECT_NE(m.find("flat.nii.gz: cannot orient"), std::string::npos) << m;
 
   io::Volume zero_spacing =
       test::fortran_volume(at::rand({6, 5, 4}), {1, 0, 1}, io::identity_affine(), "z.nii");
-  m = error_of([&] { preprocess_volume(zero_spacing, preset_by_name("ct-chest")); });
+  m = error_message([&] { preprocess_volume(zero_spacing, preset_by_name("ct-chest")); });
   EXPECT_NE(m.find("z.nii: resample"), std::string::npos) << m;
 
   Preset bad = preset_by_name("mri-brain");

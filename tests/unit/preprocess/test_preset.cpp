@@ -15,14 +15,7 @@ namespace {
 
 using nlohmann::json;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_message;
 
 void expect_contains(const std::string& text, const std::string& part) {
   EXPECT_NE(text.find(part), std::string::npos) << "\"" << part << "\" not in: " << text;
@@ -62,7 +55,7 @@ TEST(Preset, PublishedPresets) {
 
   for (const std::string& name : preset_names())
     EXPECT_NO_THROW(validate(preset_by_name(name))) << name;
-  const std::string message = error_of([] { preset_by_name("mri"); });
+  const std::string message = error_message([] { preset_by_name("mri"); });
   expect_contains(message, "\"mri\"");
   expect_contains(message, "mri-brain, ct-head, ct-chest");
 
@@ -92,46 +85,46 @@ TEST(Preset, BadJsonIsAnError) {
   json j = to_json(preset_by_name("mri-brain"));
   json extra = j;
   extra["colour"] = "red";
-  expect_contains(error_of([&] { preset_from_json(extra); }), "unknown key \"colour\"");
+  expect_contains(error_message([&] { preset_from_json(extra); }), "unknown key \"colour\"");
   json wrong = j;
   wrong["output_size"] = "big";
-  expect_contains(error_of([&] { preset_from_json(wrong); }), "key \"output_size\": \"big\"");
+  expect_contains(error_message([&] { preset_from_json(wrong); }), "key \"output_size\": \"big\"");
   json missing = j;
   missing.erase("geometry");
-  expect_contains(error_of([&] { preset_from_json(missing); }), "\"geometry\" is missing");
+  expect_contains(error_message([&] { preset_from_json(missing); }), "\"geometry\" is missing");
   json version = j;
   version["pipeline"] = "hlip-preprocess-0";
-  expect_contains(error_of([&] { preset_from_json(version); }), "hlip-preprocess-0");
+  expect_contains(error_message([&] { preset_from_json(version); }), "hlip-preprocess-0");
   json invalid = j;
   invalid["geometry"] = "stretch";
-  expect_contains(error_of([&] { preset_from_json(invalid); }), "geometry \"stretch\"");
+  expect_contains(error_message([&] { preset_from_json(invalid); }), "geometry \"stretch\"");
 }
 
 TEST(Preset, ValidateNamesFieldAndValue) {
   Preset p = preset_by_name("mri-brain");
   p.resize_size = 200;
-  expect_contains(error_of([&] { validate(p); }), "resize_size 200");
+  expect_contains(error_message([&] { validate(p); }), "resize_size 200");
   p = preset_by_name("ct-head");
   p.windows.push_back(p.windows[0]);
-  expect_contains(error_of([&] { validate(p); }), "window \"brain\" appears twice");
+  expect_contains(error_message([&] { validate(p); }), "window \"brain\" appears twice");
   p = preset_by_name("ct-head");
   p.windows[1].name = "Sub dural";
-  expect_contains(error_of([&] { validate(p); }), "\"Sub dural\"");
+  expect_contains(error_message([&] { validate(p); }), "\"Sub dural\"");
   p = preset_by_name("ct-head");
   p.windows.clear();
-  expect_contains(error_of([&] { validate(p); }), "at least one window");
+  expect_contains(error_message([&] { validate(p); }), "at least one window");
   p = preset_by_name("mri-brain");
   p.windows.push_back(named_window("brain"));
-  expect_contains(error_of([&] { validate(p); }), "MRI");
+  expect_contains(error_message([&] { validate(p); }), "MRI");
   p = preset_by_name("mri-brain");
   p.percentile_high = 100.5;
-  expect_contains(error_of([&] { validate(p); }), "100.5");
+  expect_contains(error_message([&] { validate(p); }), "100.5");
   p = preset_by_name("ct-chest");
   p.target_spacing_mm = std::array<double, 3>{3, 0, 1};
-  expect_contains(error_of([&] { validate(p); }), "target_spacing_mm H is 0");
+  expect_contains(error_message([&] { validate(p); }), "target_spacing_mm H is 0");
   p = preset_by_name("ct-chest");
   p.output_size[2] = 0;
-  expect_contains(error_of([&] { validate(p); }), "output_size W is 0");
+  expect_contains(error_message([&] { validate(p); }), "output_size W is 0");
 }
 
 TEST(Preset, TomlCustomPreset) {
@@ -181,7 +174,7 @@ TEST(Preset, TomlErrorsNameFileLineKeyAndValue) {
   test::TempDir dir;
   const auto error_for = [&](const std::string& text) {
     const std::string path = write_toml(dir, text);
-    const std::string message = error_of([&] { preset_from_toml(path); });
+    const std::string message = error_message([&] { preset_from_toml(path); });
     expect_contains(message, path);
     return message;
   };
@@ -215,7 +208,7 @@ TEST(Preset, TomlErrorsNameFileLineKeyAndValue) {
   expect_contains(m, "resize_size 100");
   m = error_for("modality = \"mri\"\ngeometry = [\n");
   expect_contains(m, ":2:");  // a syntax error: file:line:column
-  expect_contains(error_of([&] { preset_from_toml(dir.file("missing.toml")); }),
+  expect_contains(error_message([&] { preset_from_toml(dir.file("missing.toml")); }),
                   "missing.toml: no such preset file");
 }
 

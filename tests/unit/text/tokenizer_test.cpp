@@ -15,6 +15,7 @@
 #include "case_files.h"
 #include "hlip/core/error.h"
 #include "hlip/text/tensors.h"
+#include "temp_dir.h"
 
 namespace hlip::text {
 namespace {
@@ -47,14 +48,7 @@ Tokenizer bert_base_uncased(HfFlavor flavor) {
   return Tokenizer(Vocab::read(tokenizer_data("bert-base-uncased-vocab.txt")), options);
 }
 
-std::string error_message(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no hlip::Error thrown)";
-}
+using test::error_message;
 
 class TempDir {
  public:

@@ -79,6 +79,7 @@ nlohmann::json finding_json(const SynthFinding& f, const std::string& modality) 
     if (f.type == "subdural" || f.type == "epidural")
       json["thickness_mm"] = std::round(f.thickness_mm * 10) / 10;
     if (f.type == "intraparenchymal") json["edema"] = f.edema;
+    if (f.type == "epidural") json["fracture"] = f.fracture;
     return json;
   }
   nlohmann::json json{{"type", f.type},           {"side", f.side},

@@ -51,18 +51,35 @@ struct Haemorrhage {
   double half_angle = 0;    // ... and its angular half-extent (radians)
   double depth_mm = 0;      // convexity subarachnoid: how deep blood fills the sulci below the brain surface
   bool lentiform = false;   // epidural: biconvex (thickest at the centre) instead of crescentic
+  Vec3 fracture_normal{0, 0,
+                       0};  // epidural with a fracture: normal of the fracture plane (through the centre)
+  double fracture_mm = 0;   // ... and the width of the fracture gap
   int ventricle = 0;        // intraventricular: 0 left, 1 right
   double level_mm = 0;      // intraventricular: the fluid level, as a head y coordinate
 };
+
+// Size factor of haemorrhages in `--size small` studies (clot radius, collection thickness, subarachnoid
+// depth and extent, ventricular blood): each is drawn as at clinical size, then grown so that it spans whole
+// patches of the coarse grid (~4.7 mm voxels, 16-voxel patches in the demo's tiny model), as the MRI tumours
+// are.
+constexpr double kSmallHaemorrhageScale = 1.5;
 
 double rounded(double value, double step) {
   return std::round(value / step) * step;
 }
 
+Vec3 cross(const Vec3& a, const Vec3& b) {
+  return {a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]};
+}
+
+Vec3 normalised(const Vec3& v) {
+  const double n = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]) + 1e-12;
+  return {v[0] / n, v[1] / n, v[2] / n};
+}
+
 // The unit direction from the head centre through the inner table above a lobe point.
 Vec3 surface_direction(const Vec3& point) {
-  const double n = std::sqrt(point[0] * point[0] + point[1] * point[1] + point[2] * point[2]) + 1e-9;
-  return {point[0] / n, point[1] / n, point[2] / n};
+  return normalised(point);
 }
 
 // The mean radius of the inner table, to turn an angular extent into millimetres along it.
@@ -77,14 +94,15 @@ Haemorrhage random_haemorrhage(Random& rng, Head& head, const std::string& type,
   SynthFinding& f = h.finding;
   f.type = type;
   f.side = rng.bernoulli(0.5) ? "left" : "right";
-  const bool small = size == SynthSize::kSmall;  // ~4.7 mm voxels: thin collections would vanish
+  const bool small = size == SynthSize::kSmall;
+  const double grow = small ? kSmallHaemorrhageScale : 1.0;
   if (type == "intraparenchymal") {
     f.lobe = rng.pick(kLobes);
     f.location = "parenchyma";
-    const double radius = rng.uniform(small ? 8 : 5, 22);
+    const double radius = grow * rng.uniform(5, 22);
     h.clot =
         random_blob(rng, sample_point(rng, head, f.lobe, f.side, std::min(0.5 * radius, 10.0)), radius, 1.0);
-    h.edema_mm = rng.uniform(2, 5);
+    h.edema_mm = grow * rng.uniform(2, 5);
     f.edema = true;
     f.size_mm = rounded(2 * radius, 0.1);
     if (f.size_mm >= 32) f.midline_shift_mm = rounded(0.25 * (f.size_mm - 24), 0.1);
@@ -94,11 +112,23 @@ Haemorrhage random_haemorrhage(Random& rng, Head& head, const std::string& type,
     h.direction = surface_direction(sample_point(rng, head, f.lobe, f.side, 0));
     h.lentiform = type == "epidural";
     if (h.lentiform) {
-      f.thickness_mm = rounded(rng.uniform(small ? 8 : 6, 25), 0.1);
-      h.half_angle = rng.uniform(0.3, 0.5);
+      f.thickness_mm = rounded(grow * rng.uniform(small ? 8 : 6, 25), 0.1);
+      h.half_angle = std::min(0.8, std::sqrt(grow) * rng.uniform(0.3, 0.5));
       if (f.thickness_mm >= 12) f.midline_shift_mm = rounded(0.5 * (f.thickness_mm - 8), 0.1);
+      // Most epidural haematomas lie under a skull fracture (a torn meningeal artery): a linear gap through
+      // the bone over the collection's centre, in a random direction across it.
+      f.fracture = rng.bernoulli(0.8);
+      if (f.fracture) {
+        const Vec3 any = std::abs(h.direction[2]) < 0.9 ? Vec3{0, 0, 1} : Vec3{1, 0, 0};
+        Vec3 u = cross(h.direction, any), v = cross(h.direction, u);
+        const double theta = rng.uniform(0, M_PI);
+        for (int i = 0; i < 3; ++i)
+          h.fracture_normal[i] = std::cos(theta) * u[i] + std::sin(theta) * v[i];
+        h.fracture_normal = normalised(h.fracture_normal);
+        h.fracture_mm = grow * rng.uniform(2, 4);
+      }
     } else {
-      f.thickness_mm = rounded(rng.uniform(small ? 5 : 3, 18), 0.1);
+      f.thickness_mm = rounded(grow * rng.uniform(small ? 5 : 3, 18), 0.1);
       h.half_angle = rng.uniform(0.7, 1.1);  // a crescent over several lobes: sutures do not stop it
       if (f.thickness_mm >= 10) f.midline_shift_mm = rounded(0.6 * (f.thickness_mm - 7), 0.1);
     }
@@ -108,15 +138,16 @@ Haemorrhage random_haemorrhage(Random& rng, Head& head, const std::string& type,
       f.lobe = rng.pick(kLobes);
       f.location = "convexity";
       h.direction = surface_direction(sample_point(rng, head, f.lobe, f.side, 0));
-      h.half_angle = rng.uniform(0.35, 0.6);
-      h.depth_mm = rng.uniform(3, 5);
+      h.half_angle = std::sqrt(grow) * rng.uniform(0.35, 0.6);
+      h.depth_mm = grow * rng.uniform(3, 5);
       f.size_mm = rounded(2 * h.half_angle * inner_radius(head), 0.1);
     } else {
       f.side.clear();
       f.location = "basal cisterns";
       // Blood around the base of the brain, reaching laterally into both Sylvian fissures.
       h.clot.shape.center = {rng.normal(0, 1.5), rng.uniform(0, 8), rng.uniform(-24, -18)};
-      h.clot.shape.semi_axes = {rng.uniform(18, 26), rng.uniform(9, 13), rng.uniform(5.5, 7)};
+      h.clot.shape.semi_axes = {rng.uniform(18, 26), std::sqrt(grow) * rng.uniform(9, 13),
+                                std::sqrt(grow) * rng.uniform(5.5, 7)};
       f.size_mm = rounded(2 * h.clot.shape.semi_axes[0], 0.1);
     }
   } else if (type == "intraventricular") {
@@ -126,7 +157,7 @@ Haemorrhage random_haemorrhage(Random& rng, Head& head, const std::string& type,
     // on thick slices.
     const double scale = head.ventricles[0].semi_axes[0] / 4.5;
     if (scale < 1.3) {
-      const double enlarged = rng.uniform(1.3, 1.6);
+      const double enlarged = std::sqrt(grow) * rng.uniform(1.3, 1.6);
       for (int side = 0; side < 2; ++side) {
         head.ventricles[side].center = {(side == 0 ? -1 : 1) * 8.0 * std::sqrt(enlarged), 2, 10};
         head.ventricles[side].semi_axes = {4.5 * enlarged, 20 * std::sqrt(enlarged), 8 * enlarged};
@@ -134,7 +165,7 @@ Haemorrhage random_haemorrhage(Random& rng, Head& head, const std::string& type,
     }
     // Supine: blood settles in the posterior (dependent) part of the ventricle, below a fluid level.
     const Ellipsoid& v = head.ventricles[h.ventricle];
-    const double depth = rng.uniform(0.3, 0.5) * 2 * v.semi_axes[1];
+    const double depth = std::min(0.7, std::sqrt(grow) * rng.uniform(0.3, 0.5)) * 2 * v.semi_axes[1];
     h.level_mm = v.center[1] - v.semi_axes[1] + depth;
     f.size_mm = rounded(depth, 0.1);
   } else {
@@ -146,11 +177,11 @@ Haemorrhage random_haemorrhage(Random& rng, Head& head, const std::string& type,
 // One or two haemorrhage types, of which at most one is a mass (intraparenchymal, subdural, epidural).
 std::vector<std::string> choose_types(Random& rng) {
   const double pick = rng.uniform();
-  const std::string first = pick < 0.22   ? "intraparenchymal"
-                            : pick < 0.46 ? "subdural"
-                            : pick < 0.60 ? "epidural"
-                            : pick < 0.80 ? "subarachnoid"
-                                          : "intraventricular";
+  const std::string first = pick < 0.2   ? "intraparenchymal"
+                            : pick < 0.4 ? "subdural"
+                            : pick < 0.6 ? "epidural"
+                            : pick < 0.8 ? "subarachnoid"
+                                         : "intraventricular";
   std::vector<std::string> types{first};
   if (rng.bernoulli(0.3)) {
     std::vector<std::string> second;
@@ -199,6 +230,17 @@ at::Tensor apply_haemorrhage(const Haemorrhage& h, const Head& head, const at::T
     const at::Tensor t = at::square(angle_from(h.direction) / h.half_angle);
     const at::Tensor profile = at::clamp(1 - (h.lentiform ? t : at::square(t)), 0, 1) * f.thickness_mm;
     const at::Tensor collection = at::sigmoid(below_table / 0.8) * at::sigmoid((profile - below_table) / 0.8);
+    if (h.fracture_mm > 0) {
+      // The fracture: bone in a thin slab through the centre, over the collection, becomes soft tissue.
+      at::Tensor across = at::zeros({p.size(0)}, p.options());
+      for (int i = 0; i < 3; ++i)
+        across = across + axis(p, i) * h.fracture_normal[i];
+      const at::Tensor gap = inside(at::abs(across) - 0.5 * h.fracture_mm) *
+                             at::sigmoid((1.2 * h.half_angle - angle_from(h.direction)) / 0.05);
+      const at::Tensor bone = fractions[kBone] * gap;
+      fractions[kBone] -= bone;
+      fractions[kScalp] += bone;
+    }
     return take(kBlood, collection * at::gt(profile, 0.0).to(p.scalar_type()));
   }
   if (f.type == "subarachnoid") {

@@ -220,7 +220,7 @@ std::vector<std::string> verbose_ct_finding(const SynthFinding& f, Random& rng) 
   }
   if (f.type == "epidural") {
     const std::string thickness = millimetres(f.thickness_mm);
-    return {rng.pick(std::vector<std::string>{
+    std::vector<std::string> sentences{rng.pick(std::vector<std::string>{
         fmt::format(
             "There is a biconvex hyperdense extra-axial collection over the {} {} lobe measuring {} mm, "
             "consistent with an acute epidural {}.",
@@ -228,6 +228,13 @@ std::vector<std::string> verbose_ct_finding(const SynthFinding& f, Random& rng) 
         fmt::format("Acute {} {} extradural {}, {} mm thick.", side, lobe, w.haematoma, thickness),
         fmt::format("{} {} epidural {} with a lentiform configuration, up to {} mm thick.", capitalised(side),
                     lobe, w.haemorrhage, thickness)})};
+    if (f.fracture) {
+      sentences.push_back(rng.pick(std::vector<std::string>{
+          fmt::format("There is an overlying {} {} skull fracture.", side, lobe),
+          fmt::format("A linear fracture of the overlying {} bone is present.", lobe),
+          "It lies beneath a calvarial fracture."}));
+    }
+    return sentences;
   }
   if (f.type == "subarachnoid") {
     if (f.location == "basal cisterns") {
@@ -260,9 +267,10 @@ std::string terse_ct_finding(const SynthFinding& f, Random& rng) {
   if (f.type == "subdural")
     return fmt::format("{} subdural {}, {} mm.", capitalised(f.side), w.haematoma,
                        millimetres(f.thickness_mm));
-  if (f.type == "epidural")
-    return fmt::format("{} epidural {}, {} mm.", capitalised(f.side), w.haematoma,
-                       millimetres(f.thickness_mm));
+  if (f.type == "epidural") {
+    return fmt::format("{} epidural {}, {} mm{}.", capitalised(f.side), w.haematoma,
+                       millimetres(f.thickness_mm), f.fracture ? ", with skull fracture" : "");
+  }
   if (f.type == "subarachnoid") {
     return f.location == "basal cisterns"
                ? fmt::format("Basal cisternal subarachnoid {}.", w.haemorrhage)
@@ -327,9 +335,12 @@ std::map<std::string, std::vector<std::string>> write_ct_reports(const SynthStud
   }
   if (!shifted)
     other.push_back(rng.bernoulli(0.5) ? "No midline shift." : "No mass effect or midline shift.");
-  std::vector<std::string> incidental{
-      "Grey-white matter differentiation is preserved.", "The calvarium is intact.",
-      "The visualised paranasal sinuses and mastoid air cells are clear.", "No acute territorial infarct."};
+  std::vector<std::string> incidental{"Grey-white matter differentiation is preserved.",
+                                      "The visualised paranasal sinuses and mastoid air cells are clear.",
+                                      "No acute territorial infarct."};
+  const bool fractured = std::any_of(study.findings.begin(), study.findings.end(),
+                                     [](const SynthFinding& f) { return f.fracture; });
+  if (!fractured) incidental.push_back("The calvarium is intact.");
   if (!present("intraventricular") && !shifted) incidental.push_back("The ventricles are normal in size.");
   if (!cisternal && !shifted) incidental.push_back("The basal cisterns are patent.");
   std::vector<std::string> verbose =

@@ -50,6 +50,7 @@ struct SynthFinding {
   int count = 1;                // metastases: number of lesions
   bool enhancing = false;
   bool edema = false;
+  bool fracture = false;  // CT epidural: a linear fracture of the overlying skull
 };
 
 struct SynthScan {

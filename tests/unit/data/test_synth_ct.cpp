@@ -107,7 +107,7 @@ TEST(SynthCt, OneAxialSeriesInHounsfieldUnits) {
 
 TEST(SynthCt, LabelsReportsAndImagesAgree) {
   constexpr int kStudies = 60;
-  int normal = 0, two_types = 0, shifted = 0;
+  int normal = 0, two_types = 0, shifted = 0, fractures = 0;
   std::map<std::string, int> seen;
   for (int64_t index = 0; index < kStudies; ++index) {
     const auto study = generate_ct_study(2, index, SynthSize::kSmall);
@@ -166,6 +166,11 @@ TEST(SynthCt, LabelsReportsAndImagesAgree) {
       continue;
     }
     two_types += study.findings.size() == 2 ? 1 : 0;
+    const bool fractured = std::any_of(study.findings.begin(), study.findings.end(),
+                                       [](const SynthFinding& f) { return f.fracture; });
+    EXPECT_FALSE(fractured && contains(verbose_text, "calvarium is intact"))
+        << study.id << ": " << verbose_text;
+    EXPECT_FALSE(!fractured && contains(verbose_text, "fracture")) << study.id << ": " << verbose_text;
     EXPECT_EQ(study.diagnosis, study.findings.front().type);
     ASSERT_EQ(scan.finding_fractions.size(), study.findings.size());
     const at::Tensor hu = scan.volume.data.to(at::kFloat);
@@ -182,9 +187,19 @@ TEST(SynthCt, LabelsReportsAndImagesAgree) {
       EXPECT_TRUE(f.side.empty() || contains(verbose_text, f.side)) << study.id << ": " << verbose_text;
       EXPECT_TRUE(f.lobe.empty() || contains(verbose_text, f.lobe)) << study.id << ": " << verbose_text;
       EXPECT_TRUE(f.location != "basal cisterns" || contains(verbose_text, "basal cistern")) << verbose_text;
+      // A skull fracture comes only with an epidural haematoma, and both reports say so.
+      EXPECT_TRUE(!f.fracture || f.type == "epidural") << study.id;
+      if (f.type == "epidural") {
+        fractures += f.fracture ? 1 : 0;
+        EXPECT_EQ(contains(verbose_text, "fracture"), f.fracture) << study.id << ": " << verbose_text;
+        EXPECT_EQ(contains(terse_text, "skull fracture"), f.fracture) << study.id << ": " << terse_text;
+      }
       // In the image: voxels mostly of this blood are 50-90 HU and brighter than the brain in the brain
       // window.
       const at::Tensor blood_voxels = scan.finding_fractions[k] >= 0.8;
+      // Grown for the coarse grid of small studies: every finding fills several whole voxels (4.4-5 mm
+      // in-plane, 5 mm slices).
+      EXPECT_GE(blood_voxels.sum().item<int64_t>(), 4) << study.id << " " << f.type;
       ASSERT_GT(blood_voxels.sum().item<int64_t>(), 0) << study.id << " " << f.type;
       const at::Tensor blood = hu.masked_select(blood_voxels);
       EXPECT_GE(median_of(blood), 50) << study.id << " " << f.type;
@@ -216,6 +231,7 @@ TEST(SynthCt, LabelsReportsAndImagesAgree) {
   EXPECT_LT(normal, kStudies * 3 / 5);
   EXPECT_GT(two_types, 0);
   EXPECT_GT(shifted, 0);
+  EXPECT_GT(fractures, 0);
   for (const auto& type : ct_haemorrhage_types())
     EXPECT_GT(seen[type], 0) << type;
 }

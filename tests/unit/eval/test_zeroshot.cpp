@@ -118,7 +118,11 @@ TEST(ZeroShotTask, PublishedTasksHaveTheirProtocols) {
   EXPECT_FALSE(synth.threshold.has_value());  // argmax
   EXPECT_EQ(synth.classes.size(), 5u);
   const ZeroShotTask ich = load_task("synth-ich");
-  EXPECT_EQ(ich.mode, ScoringMode::kPositive);
+  EXPECT_EQ(ich.mode, ScoringMode::kNegativePositive);
+  EXPECT_EQ(ich.threshold.value(), 0.5);
+  // "any" ensembles every type's prompts against the normal reports' wording.
+  EXPECT_GT(ich.classes[0].prompts.size(), ich.classes[5].prompts.size());
+  EXPECT_EQ(ich.classes[0].negative_prompts, ich.classes[5].negative_prompts);
   EXPECT_EQ(ich.modality, "ct");
   ASSERT_EQ(ich.classes.size(), 6u);
   EXPECT_EQ(ich.classes[0].label, "Any");

@@ -137,6 +137,20 @@ TEST(TrainOptionsToml, RoundTripAndErrors) {
       std::string::npos);
 }
 
+// The shipped training configurations (the demos') read without an error, with the settings they state.
+TEST(TrainOptionsToml, TheShippedConfigsRead) {
+  const std::string dir = std::string(HLIP_TEST_DATA_DIR) + "/../../configs/train/";
+  const TrainOptions mri = options_from_toml(dir + "demo.toml");
+  EXPECT_EQ(mri.zeroshot_task, "synth-brain-5");
+  EXPECT_EQ(mri.num_scans, 4);
+  const TrainOptions ct = options_from_toml(dir + "demo-ct.toml");
+  EXPECT_EQ(ct.zeroshot_task, "synth-ich");
+  EXPECT_EQ(ct.num_scans, 3);  // the three windows of one series
+  EXPECT_EQ(ct.device, "cpu");
+  EXPECT_EQ(ct.precision, mri.precision);
+  EXPECT_EQ(ct.batch_size * ct.nproc_per_node, mri.batch_size * mri.nproc_per_node);
+}
+
 TEST_F(TinyRun, WritesARunFolderAndResumesOnTheSameBatches) {
   auto full_options = options("full");
   full_options.save_every_steps = 3;

@@ -1,5 +1,6 @@
 #include "hlip/core/device.h"
 
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <fmt/format.h>
 #include <torch/cuda.h>
 
@@ -46,17 +47,27 @@ void check_device(const DeviceChoice& choice, const std::string& spec, bool torc
   }
 }
 
+DeviceChoice choose_device(const std::string& spec, int local_rank, bool torch_has_cuda, int cuda_devices) {
+  DeviceChoice choice = parse_device(spec, local_rank);
+  if (spec == "cuda" && cuda_devices == 1) choice.index = 0;
+  check_device(choice, spec, torch_has_cuda, cuda_devices);
+  return choice;
+}
+
 c10::Device resolve_device(const std::string& spec, int local_rank) {
-  const DeviceChoice choice = parse_device(spec, local_rank);
   bool torch_has_cuda = false;
 #ifdef HLIP_WITH_CUDA
   torch_has_cuda = true;
 #endif
   const int devices =
-      choice.cuda && torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
-  check_device(choice, spec, torch_has_cuda, devices);
+      spec != "cpu" && torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+  const DeviceChoice choice = choose_device(spec, local_rank, torch_has_cuda, devices);
   return choice.cuda ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(choice.index))
                      : c10::Device(c10::kCPU);
+}
+
+void use_as_current_device(const c10::Device& device) {
+  if (device.is_cuda()) c10::impl::getDeviceGuardImpl(c10::kCUDA)->setDevice(device);
 }
 
 }  // namespace hlip

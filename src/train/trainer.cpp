@@ -624,6 +624,7 @@ void Trainer::build_data() {
   loader.num_scans = options_.num_scans;
   loader.seed = options_.seed;
   loader.workers = options_.workers;
+  loader.pin_memory = device_.is_cuda();
   loader.report.mode = text::parse_text_process(options_.text_process);
   loader.report_source = options_.report_source;
   if (group_) {
@@ -790,6 +791,7 @@ double Trainer::validation_loss() {
   options.seed = derive_seed(options_.seed, name_hash("validation"));
   options.shuffle = false;
   options.workers = options_.workers;
+  options.pin_memory = device_.is_cuda();
   options.report.mode = text::parse_text_process(options_.text_process);
   options.report_source = options_.report_source;
   if (group_) {  // the sums meet below
@@ -867,8 +869,11 @@ void Trainer::log_metrics(const json& line) {
 TrainResult Trainer::run() {
   const auto started = std::chrono::steady_clock::now();
   validate_options();
+  // Before the ranks meet: a rank that cannot use its device stops at once instead of leaving its peers
+  // waiting for it.
+  device_ = resolve_device(options_.device, dist_env_from_environment().local_rank);
+  use_as_current_device(device_);
   connect_ranks();
-  device_ = resolve_device(options_.device, env_.local_rank);
   set_up_run_folder();
   build_model();
   build_data();

@@ -75,6 +75,7 @@ model::HlipClip load_model(const std::string& dir, const std::string& device) {
   model::LoadReport report;
   model::HlipClip clip = model::load_model_dir(dir, {}, &report);
   clip->to(target);
+  use_as_current_device(target);
   std::cerr << fmt::format("model {}: {}{}\n", dir, report.summary(),
                            target.is_cpu() ? "" : fmt::format(", on {}", target.str()));
   return clip;

@@ -5,7 +5,8 @@
 //   model->to(device);
 //
 // "cuda" without an index is the process's own GPU: cuda:LOCAL_RANK in data-parallel training (one GPU
-// per worker, as torchrun jobs do), cuda:0 otherwise.
+// per worker, as torchrun jobs do), cuda:0 otherwise, and cuda:0 whenever the process sees exactly one GPU
+// (Slurm jobs that give each task its own).
 
 #include <c10/core/Device.h>
 
@@ -29,7 +30,14 @@ DeviceChoice parse_device(const std::string& spec, int local_rank = 0);
 // (`torch_has_cuda`), when no GPU is visible, or when the index is not below `cuda_devices`.
 void check_device(const DeviceChoice& choice, const std::string& spec, bool torch_has_cuda, int cuda_devices);
 
-// parse_device + check_device against this process's LibTorch and GPUs.
+// parse_device, "cuda" on the one visible GPU when there is exactly one, then check_device.
+DeviceChoice choose_device(const std::string& spec, int local_rank, bool torch_has_cuda, int cuda_devices);
+
+// choose_device against this process's LibTorch and GPUs.
 c10::Device resolve_device(const std::string& spec, int local_rank = 0);
+
+// Makes a CUDA `device` the process's current one (where LibTorch puts what names no device: pinned-memory
+// bookkeeping, new streams); nothing for the CPU.
+void use_as_current_device(const c10::Device& device);
 
 }  // namespace hlip

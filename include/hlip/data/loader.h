@@ -41,7 +41,7 @@ struct LoaderOptions {
   bool texts = true;          // produce report texts
   std::string report_source;  // "" = the main report
   text::ReportOptions report;
-  bool pin_memory = true;  // page-locked batches when CUDA is present
+  bool pin_memory = false;  // page-locked batches, for asynchronous copies to a GPU (when CUDA is present)
   // Data-parallel: each epoch's order is cut into global batches of world_size × batch_size studies and
   // this rank gets the rank-th slice of each, so the ranks together see what one process with the global
   // batch would, with the same per-study draws. Without drop_last the last global batch may leave a rank

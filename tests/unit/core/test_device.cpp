@@ -48,6 +48,18 @@ TEST(Device, ChecksTheLibTorchAndTheVisibleGpus) {
       << message;
 }
 
+TEST(Device, CudaIsTheOnlyVisibleGpuOrTheLocalRanksOne) {
+  // torchrun on a machine with 4 GPUs: worker 2 takes cuda:2; an explicit index is kept.
+  EXPECT_EQ(choose_device("cuda", 2, true, 4), (DeviceChoice{true, 2}));
+  EXPECT_EQ(choose_device("cuda:1", 2, true, 4), (DeviceChoice{true, 1}));
+  // Slurm with one GPU per task: every task sees its own as cuda:0, whatever its local rank.
+  EXPECT_EQ(choose_device("cuda", 3, true, 1), (DeviceChoice{true, 0}));
+  EXPECT_THROW(choose_device("cuda:3", 3, true, 1), UsageError);
+  EXPECT_THROW(choose_device("cuda", 4, true, 4), UsageError);
+  EXPECT_EQ(choose_device("cpu", 3, false, 0), DeviceChoice{});
+  EXPECT_NE(error_message([] { choose_device("cuda", 0, false, 0); }).find("has no CUDA"), std::string::npos);
+}
+
 TEST(Device, ResolvesOnThisMachine) {
   EXPECT_TRUE(resolve_device("cpu").is_cpu());
   if (torch::cuda::is_available()) {

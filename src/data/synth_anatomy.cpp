@@ -55,17 +55,23 @@ at::Tensor blob_distance(const at::Tensor& p, const Blob& blob, double grow_mm) 
   return d;
 }
 
+Vec3 cross(const Vec3& a, const Vec3& b) {
+  return {a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]};
+}
+
+Vec3 normalised(const Vec3& v) {
+  const double n = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]) + 1e-9;
+  return {v[0] / n, v[1] / n, v[2] / n};
+}
+
 Blob random_blob(Random& rng, const Vec3& center, double radius_mm, double roughness_mm) {
   Blob blob;
   blob.shape.center = center;
   for (auto& a : blob.shape.semi_axes)
     a = radius_mm * rng.uniform(0.8, 1.2);
   for (auto& direction : blob.wave_directions) {
-    Vec3 v{rng.normal(), rng.normal(), rng.normal()};
-    const double n = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]) + 1e-9;
-    for (auto& x : v)
-      x /= n;
-    direction = v;
+    const Vec3 v{rng.normal(), rng.normal(), rng.normal()};
+    direction = normalised(v);
   }
   for (auto& phase : blob.wave_phases)
     phase = rng.uniform(0, 2 * M_PI);

@@ -17,6 +17,9 @@ namespace hlip::data::anatomy {
 using Vec3 = std::array<double, 3>;
 using Mat3 = std::array<Vec3, 3>;  // rows
 
+Vec3 cross(const Vec3& a, const Vec3& b);
+Vec3 normalised(const Vec3& v);  // v / (|v| + 1e-9)
+
 // The normal tissues, the first rows of every generator's component table.
 enum Tissue { kScalp, kBone, kCsf, kGrey, kWhite, kTissues };
 

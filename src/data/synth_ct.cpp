@@ -51,11 +51,12 @@ struct Haemorrhage {
   double half_angle = 0;    // ... and its angular half-extent (radians)
   double depth_mm = 0;      // convexity subarachnoid: how deep blood fills the sulci below the brain surface
   bool lentiform = false;   // epidural: biconvex (thickest at the centre) instead of crescentic
-  Vec3 fracture_normal{0, 0,
-                       0};  // epidural with a fracture: normal of the fracture plane (through the centre)
-  double fracture_mm = 0;   // ... and the width of the fracture gap
-  int ventricle = 0;        // intraventricular: 0 left, 1 right
-  double level_mm = 0;      // intraventricular: the fluid level, as a head y coordinate
+  // Epidural with a fracture: the normal of the fracture plane (through the head centre and the
+  // collection's), and the width of the gap.
+  Vec3 fracture_normal{0, 0, 0};
+  double fracture_mm = 0;
+  int ventricle = 0;    // intraventricular: 0 left, 1 right
+  double level_mm = 0;  // intraventricular: the fluid level, as a head y coordinate
 };
 
 // Size factor of haemorrhages in `--size small` studies (clot radius, collection thickness, subarachnoid
@@ -66,20 +67,6 @@ constexpr double kSmallHaemorrhageScale = 1.5;
 
 double rounded(double value, double step) {
   return std::round(value / step) * step;
-}
-
-Vec3 cross(const Vec3& a, const Vec3& b) {
-  return {a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]};
-}
-
-Vec3 normalised(const Vec3& v) {
-  const double n = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]) + 1e-12;
-  return {v[0] / n, v[1] / n, v[2] / n};
-}
-
-// The unit direction from the head centre through the inner table above a lobe point.
-Vec3 surface_direction(const Vec3& point) {
-  return normalised(point);
 }
 
 // The mean radius of the inner table, to turn an angular extent into millimetres along it.
@@ -109,7 +96,7 @@ Haemorrhage random_haemorrhage(Random& rng, Head& head, const std::string& type,
   } else if (type == "subdural" || type == "epidural") {
     f.lobe = rng.pick(kLobes);
     f.location = "convexity";
-    h.direction = surface_direction(sample_point(rng, head, f.lobe, f.side, 0));
+    h.direction = normalised(sample_point(rng, head, f.lobe, f.side, 0));
     h.lentiform = type == "epidural";
     if (h.lentiform) {
       f.thickness_mm = rounded(grow * rng.uniform(small ? 8 : 6, 25), 0.1);
@@ -137,7 +124,7 @@ Haemorrhage random_haemorrhage(Random& rng, Head& head, const std::string& type,
     if (rng.bernoulli(0.6)) {
       f.lobe = rng.pick(kLobes);
       f.location = "convexity";
-      h.direction = surface_direction(sample_point(rng, head, f.lobe, f.side, 0));
+      h.direction = normalised(sample_point(rng, head, f.lobe, f.side, 0));
       h.half_angle = std::sqrt(grow) * rng.uniform(0.35, 0.6);
       h.depth_mm = grow * rng.uniform(3, 5);
       f.size_mm = rounded(2 * h.half_angle * inner_radius(head), 0.1);
@@ -214,11 +201,16 @@ at::Tensor apply_haemorrhage(const Haemorrhage& h, const Head& head, const at::T
     take(kEdema, rim - clot * rim);
     return take(kBlood, clot);
   }
-  // Angle of each point's direction from the head centre to the collection's centre.
-  auto angle_from = [&](const Vec3& direction) {
+  // Each point's coordinate along a unit `direction` from the head centre.
+  auto along = [&](const Vec3& direction) {
     at::Tensor dot = at::zeros({p.size(0)}, p.options());
     for (int i = 0; i < 3; ++i)
       dot = dot + axis(p, i) * direction[i];
+    return dot;
+  };
+  // Angle of each point's direction from the head centre to the collection's centre.
+  auto angle_from = [&](const Vec3& direction) {
+    const at::Tensor dot = along(direction);
     const at::Tensor radius =
         at::sqrt(at::square(axis(p, 0)) + at::square(axis(p, 1)) + at::square(axis(p, 2)));
     return at::acos(at::clamp(dot / (radius + 1e-6), -1, 1));
@@ -232,10 +224,7 @@ at::Tensor apply_haemorrhage(const Haemorrhage& h, const Head& head, const at::T
     const at::Tensor collection = at::sigmoid(below_table / 0.8) * at::sigmoid((profile - below_table) / 0.8);
     if (h.fracture_mm > 0) {
       // The fracture: bone in a thin slab through the centre, over the collection, becomes soft tissue.
-      at::Tensor across = at::zeros({p.size(0)}, p.options());
-      for (int i = 0; i < 3; ++i)
-        across = across + axis(p, i) * h.fracture_normal[i];
-      const at::Tensor gap = inside(at::abs(across) - 0.5 * h.fracture_mm) *
+      const at::Tensor gap = inside(at::abs(along(h.fracture_normal)) - 0.5 * h.fracture_mm) *
                              at::sigmoid((1.2 * h.half_angle - angle_from(h.direction)) / 0.05);
       const at::Tensor bone = fractions[kBone] * gap;
       fractions[kBone] -= bone;

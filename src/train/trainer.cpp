@@ -357,9 +357,8 @@ void Trainer::validate_options() const {
     throw UsageError(fmt::format("--dist-timeout {} must be positive (seconds)", options_.dist_timeout));
 }
 
-// torchrun's or Slurm's variables (set by `--nproc-per-node` for local workers) → the process group.
+// The process group of `env_` (torchrun's or Slurm's variables, set by `--nproc-per-node` for local workers).
 void Trainer::connect_ranks() {
-  env_ = dist_env_from_environment();
   if (!env_.distributed()) return;
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(options_.dist_timeout * 1000));
   group_ = ProcessGroup::connect(env_, timeout);
@@ -871,7 +870,8 @@ TrainResult Trainer::run() {
   validate_options();
   // Before the ranks meet: a rank that cannot use its device stops at once instead of leaving its peers
   // waiting for it.
-  device_ = resolve_device(options_.device, dist_env_from_environment().local_rank);
+  env_ = dist_env_from_environment();
+  device_ = resolve_device(options_.device, env_.local_rank);
   use_as_current_device(device_);
   connect_ranks();
   set_up_run_folder();
